@@ -1,0 +1,42 @@
+# Everything a fresh machine needs, from the project's own files: a virtualenv with the project in it.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup run test dev doctor sandbox bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: extract every Business Central web service (the sandbox when no credentials are set).
+run: setup
+	$(VENV)/bin/bc-pipeline run
+
+## The tests, end-to-end included, against the HTTPS sandbox.
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+
+## The Dagster UI on http://127.0.0.1:3000 with this project's DAGSTER_HOME.
+dev: setup
+	$(VENV)/bin/bc-pipeline dev
+
+doctor: setup
+	$(VENV)/bin/bc-pipeline doctor
+
+sandbox: setup
+	$(VENV)/bin/bc-pipeline sandbox
+
+bench: setup
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) benchmarks/extract_vs_dlt.py
+
+clean:
+	rm -rf .bc_pipeline

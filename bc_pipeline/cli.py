@@ -1,0 +1,142 @@
+"""The `bc-pipeline` command: run the sync through Dagster, serve the sandbox, diagnose a setup."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from bc_pipeline.settings import DEFAULT_HOME, PROJECT_DIR, SettingsError, load_settings
+
+
+def ensure_dagster_home() -> Path:
+    """Runs are recorded in a project-local DAGSTER_HOME unless the user set one."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_DIR / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if source.exists() and not target.exists():
+        shutil.copyfile(source, target)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@contextlib.contextmanager
+def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[object]]:
+    """The configured services, or the local sandbox when no Business Central credentials are set."""
+    settings = load_settings()
+    if settings.has_bc_credentials and not force_sandbox:
+        yield None
+        return
+    from bc_pipeline.sandbox.launcher import SandboxConfig, start_sandbox
+
+    print("No Business Central credentials configured (BC_TENANT_ID, BC_CLIENT_ID, BC_CLIENT_SECRET, "
+          "BC_COMPANY_NAME, BC_ENVIRONMENT): starting the local sandbox.", flush=True)
+    started = time.monotonic()
+    handle = start_sandbox(SandboxConfig(scale=scale, state_dir=settings.home / "sandbox"))
+    print(f"Sandbox ready at {handle.base_url} in {time.monotonic() - started:.1f}s.", flush=True)
+    previous = {k: os.environ.get(k) for k in handle.env()}
+    os.environ.update(handle.env())
+    try:
+        yield handle
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        handle.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bc_pipeline.runner import run_extraction, summary_table
+
+    ensure_dagster_home()
+    with services(args.scale, force_sandbox=args.sandbox):
+        outcome = run_extraction(args.select or None, full_refresh=args.full_refresh)
+    print(summary_table(outcome))
+    if not outcome.success:
+        print(f"Run {outcome.run_id} failed: {outcome.error}", file=sys.stderr)
+        return 1
+    print(f"Run {outcome.run_id} recorded in {os.environ['DAGSTER_HOME']} (open it with `make dev`).")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bc_pipeline.doctor import diagnose, render
+
+    if args.sandbox:
+        with services(args.scale, force_sandbox=True):
+            findings = diagnose(check_ipaas=not args.skip_ipaas)
+    else:
+        findings = diagnose(check_ipaas=not args.skip_ipaas)
+    print(render(findings))
+    return 0 if all(f.ok for f in findings) else 1
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bc_pipeline.sandbox.launcher import SandboxConfig, serve_forever
+
+    settings = load_settings()
+    serve_forever(SandboxConfig(port=args.port, scale=args.scale, seed=args.seed, state_dir=settings.home / "sandbox"))
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """`dagster dev` with the project's DAGSTER_HOME, against the sandbox when no credentials are set."""
+    import subprocess
+
+    ensure_dagster_home()
+    with services(args.scale):
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_DIR / "workspace.yaml"), "-p", str(args.port)]
+        return subprocess.call(command, cwd=PROJECT_DIR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bc-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the sync through Dagster (in-process), then print a summary")
+    run.add_argument("--select", nargs="*", metavar="ENTITY", help="entities to run (default all), e.g. customers items")
+    run.add_argument("--full-refresh", action="store_true", help="ignore incremental watermarks and read everything")
+    run.add_argument("--sandbox", action="store_true", help="use the local sandbox even if credentials are set")
+    run.add_argument("--scale", type=float, default=1.0, help="sandbox data scale when the sandbox is used (default 1)")
+    run.set_defaults(func=cmd_run)
+
+    doctor = sub.add_parser("doctor", help="check settings, token, company, every web service and iPaaS.com")
+    doctor.add_argument("--sandbox", action="store_true", help="diagnose against the local sandbox")
+    doctor.add_argument("--skip-ipaas", action="store_true", help="do not check iPaaS.com")
+    doctor.add_argument("--scale", type=float, default=0.1, help=argparse.SUPPRESS)
+    doctor.set_defaults(func=cmd_doctor)
+
+    sandbox = sub.add_parser("sandbox", help="serve the Entra ID, Business Central and iPaaS.com stand-ins over HTTPS")
+    sandbox.add_argument("--port", type=int, default=8443)
+    sandbox.add_argument("--scale", type=float, default=1.0)
+    sandbox.add_argument("--seed", type=int, default=365)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    dev = sub.add_parser("dev", help="start the Dagster UI (dagster dev) for this project")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--scale", type=float, default=1.0)
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""One throttle per service and credentials, shared by every process on the machine: rate, concurrency, pauses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+from pyrate_limiter import Duration, Limiter, Rate, SQLiteBucket
+
+_SLOT_POLL_SECONDS = 0.005
+
+
+@dataclass
+class ThrottleStats:
+    """What a throttle cost the caller: requests let through and seconds spent waiting."""
+
+    requests: int = 0
+    waited_seconds: float = 0.0
+    paused_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, waited: float, paused: float) -> None:
+        with self._lock:
+            self.requests += 1
+            self.waited_seconds += waited
+            self.paused_seconds += paused
+
+
+def throttle_key(service: str, *identity: str) -> str:
+    """A file-safe key for a service and the credentials that share its limit (never the secret)."""
+    digest = hashlib.sha256("\x1f".join((service,) + identity).encode()).hexdigest()[:16]
+    return f"{service}-{digest}"
+
+
+class Throttle:
+    """Limits requests to `limit` per `seconds` and `concurrency` in flight, across processes.
+
+    The rate window lives in a SQLite file guarded by a file lock (pyrate-limiter's SQLiteBucket),
+    the concurrency slots are file locks, and a pause file lets a Retry-After seen by one process
+    hold back all of them: Dagster runs each step in its own process, so an in-memory bucket
+    would let N processes send N times the limit.
+    """
+
+    def __init__(self, directory: Path, key: str, *, limit: int, seconds: float, concurrency: int):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.key = key
+        self.limit = limit
+        self.seconds = seconds
+        self.concurrency = concurrency
+        self.stats = ThrottleStats()
+        # Tables are per limit so that a changed setting starts a fresh window instead of mixing.
+        table = f"rate_{limit}_{int(seconds * 1000)}"
+        db_path = str(self.directory / f"{key}.sqlite")
+        self._bucket = SQLiteBucket.init_from_file(
+            [Rate(limit, int(seconds * Duration.SECOND))], table=table, db_path=db_path, use_file_lock=True
+        )
+        self._limiter = Limiter(self._bucket, buffer_ms=10)
+        self._slots = [FileLock(str(self.directory / f"{key}.slot{i}.lock"), thread_local=False) for i in range(concurrency)]
+        self._slot_guard = threading.Lock()
+        self._free_slots = list(range(concurrency))
+        self._pause_file = self.directory / f"{key}.pause"
+
+    # -- pauses ------------------------------------------------------------------------------
+
+    def pause(self, seconds: float) -> None:
+        """Hold every process back for `seconds` (the service said Retry-After, or answered 429)."""
+        until = time.time() + max(0.0, seconds)
+        tmp = self._pause_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(repr(until))
+        if until > self._paused_until():
+            os.replace(tmp, self._pause_file)
+        else:
+            tmp.unlink(missing_ok=True)
+
+    def _paused_until(self) -> float:
+        try:
+            return float(self._pause_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0.0
+
+    def _wait_for_pause(self) -> float:
+        waited = 0.0
+        while True:
+            remaining = self._paused_until() - time.time()
+            if remaining <= 0:
+                return waited
+            time.sleep(min(remaining, 1.0))
+            waited += min(remaining, 1.0)
+
+    # -- slots -------------------------------------------------------------------------------
+
+    def _take_slot(self) -> FileLock:
+        while True:
+            with self._slot_guard:
+                candidates = list(self._free_slots)
+            for index in candidates:
+                with self._slot_guard:
+                    if index not in self._free_slots:
+                        continue
+                    self._free_slots.remove(index)
+                try:
+                    self._slots[index].acquire(timeout=0)
+                    return self._slots[index]
+                except Timeout:
+                    with self._slot_guard:
+                        self._free_slots.append(index)
+            time.sleep(_SLOT_POLL_SECONDS)
+
+    def _give_slot(self, slot: FileLock) -> None:
+        slot.release()
+        with self._slot_guard:
+            self._free_slots.append(self._slots.index(slot))
+
+    # -- the one entry point -----------------------------------------------------------------
+
+    @contextmanager
+    def request(self) -> Iterator[float]:
+        """Wait for a pause to end, a slot and a place in the window; yield the seconds waited."""
+        started = time.monotonic()
+        paused = self._wait_for_pause()
+        slot = self._take_slot()
+        try:
+            self._limiter.try_acquire(self.key, blocking=True)
+            waited = time.monotonic() - started
+            self.stats.add(waited, paused)
+            yield waited
+        finally:
+            self._give_slot(slot)
+
+    def close(self) -> None:
+        self._limiter.close()

@@ -1,0 +1,1 @@
+"""Dagster definitions built from the catalog: resources, assets, checks, jobs."""

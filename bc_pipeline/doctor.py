@@ -1,0 +1,117 @@
+"""The guide's Troubleshooting as a command: check settings, token, company, each service, iPaaS.com."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from bc_pipeline.catalog import ENTITIES
+from bc_pipeline.clients.business_central import BusinessCentralClient
+from bc_pipeline.clients.errors import PipelineError, ServiceError
+from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.settings import SettingsError, SubscriptionSettings, load_settings
+
+
+@dataclass
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _attempt(name: str, action: Callable[[], str]) -> Finding:
+    try:
+        return Finding(name, True, action())
+    except ServiceError as exc:
+        return Finding(name, False, f"{exc.service} answered {exc.status or ''} {exc.code or ''}: {exc.message}".replace("  ", " "), exc.hint or "")
+    except PipelineError as exc:
+        text = str(exc)
+        detail, _, fix = text.partition(". What to do: ")
+        return Finding(name, False, detail, fix)
+
+
+def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bool = True) -> list[Finding]:
+    """Every check, in the order the guide's setup goes; later checks are skipped when earlier ones fail."""
+    findings: list[Finding] = []
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            return [Finding("settings", False, p, "") for p in exc.problems]
+    try:
+        settings.require_bc()
+    except SettingsError as exc:
+        return [Finding("settings", False, p, "") for p in exc.problems]
+    findings.append(Finding("settings", True, f"company {settings.company_name!r}, environment {settings.environment!r}, API URL {settings.api_url}"))
+
+    client = BusinessCentralClient(settings)
+    try:
+        token = _attempt("token", lambda: (client.tokens.token(), "got an access token from Microsoft Entra ID")[1])
+        findings.append(token)
+        if not token.ok:
+            return findings
+
+        def company_check() -> str:
+            names = [c.get("Name") for c in client.companies()]
+            if settings.company_name not in names:
+                raise _CompanyMissing(settings.company_name, names)
+            return f"company {settings.company_name!r} found among {len(names)}"
+
+        company = _attempt("company", company_check)
+        findings.append(company)
+        if not company.ok:
+            return findings
+        for entity in ENTITIES:
+            def probe(entity=entity) -> str:
+                page = next(client.iter_pages(entity.service, page_size=1), None)
+                fields = sorted(page.records[0]) if page and page.records else []
+                missing = [f for f in entity.select if fields and f not in fields]
+                note = f"; fields the pipeline asks for but the page lacks: {', '.join(missing)}" if missing else ""
+                return f"{entity.object_type} {entity.object_id} published as {entity.service}{note}"
+
+            findings.append(_attempt(f"service {entity.service}", probe))
+    finally:
+        client.close()
+
+    if check_ipaas:
+        findings.append(_check_ipaas(settings))
+    return findings
+
+
+def _check_ipaas(settings: SubscriptionSettings) -> Finding:
+    try:
+        settings.require_ipaas()
+    except SettingsError as exc:
+        return Finding("iPaaS.com", False, "; ".join(exc.problems), "set IPAAS_API_TOKEN and IPAAS_SYSTEM_ID")
+
+    def probe() -> str:
+        client = IpaasClient(settings)
+        try:
+            next(client.iter_pages("Location", page_size=1))
+        finally:
+            client.close()
+        return f"reached {settings.ipaas_api_url} with the API token"
+
+    return _attempt("iPaaS.com", probe)
+
+
+class _CompanyMissing(PipelineError):
+    def __init__(self, wanted: str, names: list):
+        shown = ", ".join(repr(n) for n in names[:10])
+        super().__init__(
+            f"Business Central has no company named {wanted!r} (it has {shown}). What to do: set Company Name "
+            "(BC_COMPANY_NAME) to the name exactly as Business Central shows it, including case and punctuation"
+        )
+
+
+def render(findings: list[Finding]) -> str:
+    lines = []
+    for f in findings:
+        mark = "ok  " if f.ok else "FAIL"
+        lines.append(f"[{mark}] {f.check}: {f.detail}")
+        if not f.ok and f.fix:
+            lines.append(f"       fix: {f.fix}")
+    failed = sum(not f.ok for f in findings)
+    lines.append(f"{failed} of {len(findings)} checks failed" if failed else f"all {len(findings)} checks ok")
+    return "\n".join(lines)

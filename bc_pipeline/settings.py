@@ -1,0 +1,325 @@
+"""The subscription settings of the integration guide, validated before any request is made."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# A checkout keeps its state beside the code; an installed package keeps it in the working directory.
+DEFAULT_HOME = (PROJECT_DIR if (PROJECT_DIR / "pyproject.toml").exists() else Path.cwd()) / ".bc_pipeline"
+
+# Business Central online, per user or service principal (operational-limits-online):
+# 6,000 OData requests per 5-minute sliding window, 5 processed at once.
+BC_DOCUMENTED_REQUESTS_PER_WINDOW = 6000
+BC_DOCUMENTED_WINDOW_SECONDS = 300
+BC_DOCUMENTED_CONCURRENT_REQUESTS = 5
+
+# Where the integration guide tells the user to find each value; shown with every error.
+WHERE_TO_FIND: dict[str, str] = {
+    "name": "a unique name you choose for this subscription, e.g. Dynamics365_Integration",
+    "version": "the integration version, e.g. v1.0",
+    "company_name": "Business Central: the company name exactly as BC shows it (case-sensitive), e.g. 'CRONUS USA, Inc.'",
+    "tenant_id": "Microsoft Entra Admin Center → App Registrations → your app → Directory (tenant) ID",
+    "client_id": "Microsoft Entra Admin Center → App Registrations → your app → Application (client) ID",
+    "client_secret": "Microsoft Entra Admin Center → your app → Certificates & Secrets → New Client Secret (copy the value once)",
+    "scope": "must be https://api.businesscentral.dynamics.com/.default",
+    "grant_type": "must be client_credentials",
+    "environment": "Business Central → Settings → Admin Center → Operations: the environment name (e.g. Production, Sandbox)",
+    "api_url": "the base API URL, https://api.businesscentral.dynamics.com",
+    "authority_host": "the Microsoft Entra login host, https://login.microsoftonline.com",
+    "ipaas_api_url": "iPaaS.com API host: https://api.ipaas.com (production) or https://stagingapi.ipaas.com (staging)",
+    "ipaas_api_token": "iPaaS.com → User/Role Management → API Keys",
+    "ipaas_system_id": "iPaaS.com → Subscription Management: the id of this MSD 365 subscription",
+    "ipaas_webhook_api_key": "iPaaS.com → the subscription's webhook API key",
+    "bc_throttle_limit": "Throttling: API Throttle Limit (calls to Business Central per window)",
+    "bc_throttle_seconds": "Throttling: API Throttle Seconds (the window for the limit)",
+    "ipaas_throttle_limit": "Throttling: API Throttle Limit (to iPaaS)",
+    "ipaas_throttle_seconds": "Throttling: API Throttle Seconds (to iPaaS)",
+    "concurrent_connections": "Throttling: Concurrent Connections (Business Central processes at most 5 at once)",
+    "state_url": "a SQLAlchemy URL such as postgresql+psycopg://user@host/db; default a SQLite file",
+    "ca_bundle": "a PEM file of the CA that signs your services' certificates (REQUESTS_CA_BUNDLE)",
+}
+
+ENV_NAMES: dict[str, str] = {
+    "name": "BC_SUBSCRIPTION_NAME",
+    "version": "BC_SUBSCRIPTION_VERSION",
+    "company_name": "BC_COMPANY_NAME",
+    "tenant_id": "BC_TENANT_ID",
+    "client_id": "BC_CLIENT_ID",
+    "client_secret": "BC_CLIENT_SECRET",
+    "scope": "BC_SCOPE",
+    "grant_type": "BC_GRANT_TYPE",
+    "environment": "BC_ENVIRONMENT",
+    "api_url": "BC_API_URL",
+    "authority_host": "BC_AUTHORITY_HOST",
+    "ipaas_api_url": "IPAAS_API_URL",
+    "ipaas_api_token": "IPAAS_API_TOKEN",
+    "ipaas_system_id": "IPAAS_SYSTEM_ID",
+    "ipaas_webhook_api_key": "IPAAS_WEBHOOK_API_KEY",
+    "bc_throttle_limit": "BC_THROTTLE_LIMIT",
+    "bc_throttle_seconds": "BC_THROTTLE_SECONDS",
+    "ipaas_throttle_limit": "IPAAS_THROTTLE_LIMIT",
+    "ipaas_throttle_seconds": "IPAAS_THROTTLE_SECONDS",
+    "concurrent_connections": "CONCURRENT_CONNECTIONS",
+    "state_url": "BC_PIPELINE_STATE_URL",
+    "ca_bundle": "REQUESTS_CA_BUNDLE",
+    "home": "BC_PIPELINE_HOME",
+}
+
+LABELS: dict[str, str] = {
+    "name": "Name",
+    "version": "Version",
+    "company_name": "Company Name",
+    "tenant_id": "Tenant ID",
+    "client_id": "Client ID",
+    "client_secret": "Client Secret",
+    "scope": "Scope",
+    "grant_type": "Grant Type",
+    "environment": "Environment",
+    "api_url": "API URL",
+    "authority_host": "Authority host",
+    "ipaas_api_url": "iPaaS.com API URL",
+    "ipaas_api_token": "iPaaS.com API token",
+    "ipaas_system_id": "iPaaS.com system id",
+    "ipaas_webhook_api_key": "iPaaS.com webhook API key",
+    "bc_throttle_limit": "API Throttle Limit",
+    "bc_throttle_seconds": "API Throttle Seconds",
+    "ipaas_throttle_limit": "API Throttle Limit (to iPaaS)",
+    "ipaas_throttle_seconds": "API Throttle Seconds (to iPaaS)",
+    "concurrent_connections": "Concurrent Connections",
+    "state_url": "State database URL",
+    "ca_bundle": "CA bundle",
+    "home": "Pipeline home",
+}
+
+BC_REQUIRED = ("company_name", "tenant_id", "client_id", "client_secret", "environment")
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")
+
+
+class SettingsError(ValueError):
+    """One or more settings are missing or malformed; each problem names its field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Subscription settings are not valid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def describe_problem(field: str, problem: str) -> str:
+    label = LABELS.get(field, field)
+    env = ENV_NAMES.get(field)
+    where = WHERE_TO_FIND.get(field)
+    text = f"{label}" + (f" ({env})" if env else "") + f": {problem}"
+    if where:
+        text += f". Where to find it: {where}"
+    return text
+
+
+def _https_url(value: str, field: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(f"must be an https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class SubscriptionSettings(BaseSettings):
+    """The guide's subscription fields plus the pipeline's own (state database, CA bundle)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    name: str = Field("Dynamics365_Integration", validation_alias="BC_SUBSCRIPTION_NAME")
+    version: str = Field("v1.0", validation_alias="BC_SUBSCRIPTION_VERSION")
+    company_name: Optional[str] = Field(None, validation_alias="BC_COMPANY_NAME")
+    tenant_id: Optional[str] = Field(None, validation_alias="BC_TENANT_ID")
+    client_id: Optional[str] = Field(None, validation_alias="BC_CLIENT_ID")
+    client_secret: Optional[SecretStr] = Field(None, validation_alias="BC_CLIENT_SECRET")
+    scope: str = Field("https://api.businesscentral.dynamics.com/.default", validation_alias="BC_SCOPE")
+    grant_type: str = Field("client_credentials", validation_alias="BC_GRANT_TYPE")
+    environment: Optional[str] = Field(None, validation_alias="BC_ENVIRONMENT")
+    api_url: str = Field("https://api.businesscentral.dynamics.com", validation_alias="BC_API_URL")
+    authority_host: str = Field("https://login.microsoftonline.com", validation_alias="BC_AUTHORITY_HOST")
+    ipaas_api_url: str = Field("https://api.ipaas.com", validation_alias="IPAAS_API_URL")
+    ipaas_api_token: Optional[SecretStr] = Field(None, validation_alias="IPAAS_API_TOKEN")
+    ipaas_system_id: Optional[str] = Field(None, validation_alias="IPAAS_SYSTEM_ID")
+    ipaas_webhook_api_key: Optional[SecretStr] = Field(None, validation_alias="IPAAS_WEBHOOK_API_KEY")
+    bc_throttle_limit: int = Field(BC_DOCUMENTED_REQUESTS_PER_WINDOW, validation_alias="BC_THROTTLE_LIMIT")
+    bc_throttle_seconds: float = Field(BC_DOCUMENTED_WINDOW_SECONDS, validation_alias="BC_THROTTLE_SECONDS")
+    ipaas_throttle_limit: int = Field(500, validation_alias="IPAAS_THROTTLE_LIMIT")
+    ipaas_throttle_seconds: float = Field(60, validation_alias="IPAAS_THROTTLE_SECONDS")
+    concurrent_connections: int = Field(BC_DOCUMENTED_CONCURRENT_REQUESTS, validation_alias="CONCURRENT_CONNECTIONS")
+    state_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STATE_URL")
+    ca_bundle: Optional[str] = Field(None, validation_alias="REQUESTS_CA_BUNDLE")
+    home: Path = Field(DEFAULT_HOME, validation_alias="BC_PIPELINE_HOME")
+
+    @field_validator("company_name", "tenant_id", "client_id", "environment", "ipaas_system_id", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("client_secret", "ipaas_api_token", "ipaas_webhook_api_key", mode="before")
+    @classmethod
+    def _blank_secret_is_missing(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_is_guid_or_domain(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        try:
+            uuid.UUID(value)
+            return value
+        except ValueError:
+            pass
+        if re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+            return value  # a verified domain such as contoso.onmicrosoft.com is also a tenant id
+        raise ValueError(f"must be a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47 or a domain, got {value!r}")
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_is_guid(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError(f"must be a GUID (the Application (client) ID), got {value!r}") from None
+        return value
+
+    @field_validator("grant_type")
+    @classmethod
+    def _only_client_credentials(cls, value: str) -> str:
+        if value.strip() != "client_credentials":
+            raise ValueError(f"only client_credentials is supported, got {value!r}")
+        return "client_credentials"
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_is_default(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("https://") or not value.endswith("/.default"):
+            raise ValueError(f"must be a resource URI ending in /.default, got {value!r}")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not _ENVIRONMENT_NAME.fullmatch(value):
+            raise ValueError(
+                f"must be a Business Central environment name (letters, digits, - and _, at most 30), got {value!r}"
+            )
+        return value
+
+    @field_validator("api_url", "authority_host", "ipaas_api_url")
+    @classmethod
+    def _urls(cls, value: str, info) -> str:
+        return _https_url(value.strip(), info.field_name)
+
+    @field_validator("bc_throttle_limit", "ipaas_throttle_limit")
+    @classmethod
+    def _positive_limit(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+    @field_validator("bc_throttle_seconds", "ipaas_throttle_seconds")
+    @classmethod
+    def _positive_window(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be more than 0 seconds, got {value}")
+        return value
+
+    @field_validator("concurrent_connections")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if not 1 <= value <= 100:
+            raise ValueError(f"must be between 1 and 100, got {value}")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_exists(cls, value: Optional[str]) -> Optional[str]:
+        if value and not Path(value).is_file():
+            raise ValueError(f"file {value!r} does not exist")
+        return value or None
+
+    @model_validator(mode="after")
+    def _ratio_within_documented_limit(self) -> "SubscriptionSettings":
+        per_second = self.bc_throttle_limit / self.bc_throttle_seconds
+        documented = BC_DOCUMENTED_REQUESTS_PER_WINDOW / BC_DOCUMENTED_WINDOW_SECONDS
+        if per_second > documented * 10:
+            raise ValueError(
+                "bc_throttle_limit: API Throttle Limit / API Throttle Seconds allows "
+                f"{per_second:.1f} requests per second, far above Business Central's documented "
+                f"{documented:.0f}; lower it or Business Central will answer 429"
+            )
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+
+    @property
+    def has_bc_credentials(self) -> bool:
+        return all(getattr(self, f) is not None for f in BC_REQUIRED)
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    @property
+    def state_database_url(self) -> str:
+        return self.state_url or f"sqlite:///{self.home / 'state.sqlite'}"
+
+    @property
+    def verify(self) -> str | bool:
+        """What requests and MSAL verify TLS with: the private CA when one is given, else the system's."""
+        return self.ca_bundle or True
+
+    def require_bc(self) -> "SubscriptionSettings":
+        missing = [f for f in BC_REQUIRED if getattr(self, f) is None]
+        if missing:
+            raise SettingsError([describe_problem(f, "is required and not set") for f in missing])
+        return self
+
+    def require_ipaas(self) -> "SubscriptionSettings":
+        missing = [f for f in ("ipaas_api_token", "ipaas_system_id") if getattr(self, f) is None]
+        if missing:
+            raise SettingsError([describe_problem(f, "is required and not set") for f in missing])
+        return self
+
+
+def load_settings(overrides: Optional[Mapping[str, Any]] = None, *, from_environment: bool = True) -> SubscriptionSettings:
+    """Build the settings from the environment (and explicit overrides), naming every bad field."""
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        if from_environment:
+            return SubscriptionSettings(**values)
+        return SubscriptionSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = error.get("loc") or ("",)
+            field = _field_for(str(loc[0]))
+            message = error.get("msg", "is not valid").removeprefix("Value error, ")
+            if not loc[0] and ":" in message:  # model-level errors carry their field first
+                field, message = message.split(":", 1)
+                message = message.strip()
+            problems.append(describe_problem(field, message))
+        raise SettingsError(problems) from None
+
+
+def _field_for(location: str) -> str:
+    for field, env in ENV_NAMES.items():
+        if location in (field, env):
+            return field
+    return location
