@@ -56,12 +56,13 @@ def extract(
     full_refresh: bool = False,
     extra_filter: Optional[str] = None,
     page_size: Optional[int] = None,
+    consumers: Optional[list[str]] = None,
 ) -> tuple[ExtractionResult, StagedExtract]:
     """Read every page of the entity's service into staging and record what was read."""
     started = time.monotonic()
     requests_before = client.counter.requests
     wait_before = client.throttle.stats.waited_seconds
-    since = None if full_refresh else watermarks.committed(engine, entity.name)
+    since = None if full_refresh else watermarks.committed_for_consumers(engine, entity.name, consumers or [])
     mode = "incremental" if (since and entity.modified_at) else "full"
     query_filter = odata.all_of(entity.fixed_filter, incremental_filter(entity, since), extra_filter)
 

@@ -1,83 +1,82 @@
-"""Run the extraction job through Dagster in this process, recorded in DAGSTER_HOME, and summarise it."""
+"""Run a job through Dagster in this process, recorded in DAGSTER_HOME, and summarise what it did."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import dagster as dg
 from tabulate import tabulate
 
 from bc_pipeline.catalog import ENTITIES, entity as find_entity
-from bc_pipeline.defs.extract import extract_asset_key
 
-
-@dataclass
-class EntityFigures:
-    entity: str
-    service: str
-    records: int
-    requests: int
-    seconds: float
-    mode: str
+EXTRACT_COLUMNS = ("rows", "requests", "seconds", "mode")
+LOAD_COLUMNS = ("created", "updated", "linked", "unchanged", "failed", "requests", "seconds")
 
 
 @dataclass
 class RunOutcome:
     run_id: str
     success: bool
-    figures: list[EntityFigures] = field(default_factory=list)
+    extracts: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity → metadata
+    loads: dict[str, dict[str, Any]] = field(default_factory=dict)  # collection slug → metadata
     error: Optional[str] = None
 
 
-def run_extraction(
+def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[list[dg.AssetKey]]:
+    """The selected entities' extracts, and the collections all of whose sources are selected."""
+    if not select:
+        return None
+    from bc_pipeline.defs.extract import extract_asset_key
+    from bc_pipeline.defs.to_ipaas import COLLECTIONS, load_key, transform_key
+
+    entities = {find_entity(name).name for name in select}
+    keys = [extract_asset_key(find_entity(name)) for name in entities]
+    if job_name != "extract_business_central":
+        for c in COLLECTIONS.values():
+            if {c.source, *(ch.source for ch in c.children)} <= entities:
+                keys += [transform_key(c), load_key(c)]
+    return keys
+
+
+def run_job(
+    job_name: str = "sync_to_ipaas",
     select: Optional[Sequence[str]] = None,
     *,
     full_refresh: bool = False,
     instance: Optional[dg.DagsterInstance] = None,
+    log_level: str = "INFO",
 ) -> RunOutcome:
     from bc_pipeline.definitions import defs
 
-    entities = [find_entity(name) for name in select] if select else list(ENTITIES)
-    keys = [extract_asset_key(e) for e in entities]
-    job = defs.resolve_job_def("extract_business_central")
-    run_config = {"ops": {_op_name(e.name): {"config": {"full_refresh": full_refresh}} for e in entities}}
+    job = defs.resolve_job_def(job_name)
+    keys = selection_for(job_name, select)
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if full_refresh:
+        chosen = {find_entity(n).name for n in select} if select else {e.name for e in ENTITIES}
+        run_config["ops"] = {f"bc__{name}": {"config": {"full_refresh": True}} for name in chosen}
     instance = instance or dg.DagsterInstance.get()
     result = job.execute_in_process(instance=instance, asset_selection=keys, run_config=run_config, raise_on_error=False)
 
-    figures = []
+    outcome = RunOutcome(run_id=result.run_id, success=result.success)
     for event in result.all_events:
         if event.event_type_value != "ASSET_MATERIALIZATION":
             continue
         materialization = event.event_specific_data.materialization
         meta = {k: v.value for k, v in materialization.metadata.items()}
-        name = materialization.asset_key.path[-1]
-        figures.append(
-            EntityFigures(
-                entity=name,
-                service=meta.get("service") or find_entity(name).service,
-                records=int(meta.get("rows", 0)),
-                requests=int(meta.get("requests", 0)),
-                seconds=float(meta.get("seconds", 0.0)),
-                mode=str(meta.get("mode", "")),
-            )
-        )
-    order = {e.name: i for i, e in enumerate(ENTITIES)}
-    figures.sort(key=lambda f: order.get(f.entity, 99))
-    error = None
+        prefix, name = materialization.asset_key.path[0], materialization.asset_key.path[-1]
+        if prefix == "bc":
+            outcome.extracts[name] = meta
+        elif prefix == "ipaas":
+            outcome.loads[name] = meta
     if not result.success:
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        error = "; ".join(_failure_message(e) for e in failures) or "the run failed"
-    return RunOutcome(run_id=result.run_id, success=result.success, figures=figures, error=error)
-
-
-def _op_name(entity_name: str) -> str:
-    return f"bc__{entity_name}"
+        outcome.error = "; ".join(_failure_message(e) for e in failures) or "the run failed"
+    return outcome
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
-    data = event.event_specific_data
-    err = getattr(data, "error", None)
+    err = getattr(event.event_specific_data, "error", None)
     message = err.message.strip() if err is not None else "failed"
     cause = getattr(err, "cause", None)
     while cause is not None:
@@ -87,7 +86,17 @@ def _failure_message(event: dg.DagsterEvent) -> str:
 
 
 def summary_table(outcome: RunOutcome) -> str:
-    rows = [(f.entity, f.service, f.records, f.requests, f"{f.seconds:.2f}", f.mode) for f in outcome.figures]
-    total = ("total", "", sum(f.records for f in outcome.figures), sum(f.requests for f in outcome.figures),
-             f"{sum(f.seconds for f in outcome.figures):.2f}", "")
-    return tabulate(rows + [total], headers=["entity", "service", "records", "requests", "seconds", "mode"], tablefmt="github")
+    order = {e.name: i for i, e in enumerate(ENTITIES)}
+    rows = []
+    for name in sorted(outcome.extracts, key=lambda n: order.get(n, 99)):
+        meta = outcome.extracts[name]
+        rows.append((name, meta.get("service", ""), meta.get("rows", 0), meta.get("requests", 0),
+                     f"{float(meta.get('seconds', 0)):.2f}", meta.get("mode", "")))
+    text = tabulate(rows, headers=["entity", "service", "records", "requests", "seconds", "mode"], tablefmt="github")
+    if outcome.loads:
+        load_rows = [
+            (slug, *(meta.get(c, 0) for c in LOAD_COLUMNS[:-1]), f"{float(meta.get('seconds', 0)):.2f}")
+            for slug, meta in outcome.loads.items()
+        ]
+        text += "\n\n" + tabulate(load_rows, headers=["collection", *LOAD_COLUMNS], tablefmt="github")
+    return text

@@ -24,6 +24,9 @@ ENDPOINTS: dict[str, tuple[str, str, str, str]] = {
     "Location": ("products", "Catalog/Location", "Catalog/Location/{id}", "Catalog/Locations"),
     "Shipping Method": ("transactions", "ShippingMethod", "ShippingMethod/{id}", "ShippingMethods"),  # create/item assumed
     "Transaction": ("transactions", "Transaction", "Transaction/{id}", "Transactions"),
+    # assumed: article 9294440 says tracking has its own endpoint, under the transaction
+    "Transaction Tracking": ("transactions", "Transaction/{parent}/Tracking", "Transaction/{parent}/Tracking/{id}",
+                             "Transaction/{parent}/Trackings"),
 }
 TABLE_DOMAINS: dict[str, str] = {
     "customer": "customers",
@@ -91,23 +94,31 @@ class IpaasClient:
         except KeyError:
             raise ValueError(f"unknown iPaaS.com model {model!r}; known: {', '.join(ENDPOINTS)}") from None
 
-    def create(self, model: str, record: Mapping[str, Any]) -> dict[str, Any]:
-        domain, create, _, _ = self._endpoint(model)
-        return self._send("POST", self._url(domain, create), json=dict(record)).json()
+    def _path(self, template: str, record_id: Any = None, parent_id: Any = None) -> str:
+        if "{parent}" in template and parent_id is None:
+            raise ValueError(f"{template} needs the parent's iPaaS id")
+        return template.format(id=quote(str(record_id), safe=""), parent=quote(str(parent_id), safe=""))
 
-    def get(self, model: str, record_id: Any) -> Optional[dict[str, Any]]:
+    def create(self, model: str, record: Mapping[str, Any], *, parent_id: Any = None) -> dict[str, Any]:
+        domain, create, _, _ = self._endpoint(model)
+        return self._send("POST", self._url(domain, self._path(create, parent_id=parent_id)), json=dict(record)).json()
+
+    def get(self, model: str, record_id: Any, *, parent_id: Any = None) -> Optional[dict[str, Any]]:
         domain, _, item, _ = self._endpoint(model)
-        response = self._send("GET", self._url(domain, item.format(id=quote(str(record_id), safe=""))), ok_404=True)
+        response = self._send("GET", self._url(domain, self._path(item, record_id, parent_id)), ok_404=True)
         return response.json() if response is not None else None
 
-    def replace(self, model: str, record_id: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    def replace(self, model: str, record_id: Any, record: Mapping[str, Any], *, parent_id: Any = None) -> dict[str, Any]:
         """PUT replaces the whole record: callers send complete records (merged with the current one)."""
         domain, _, item, _ = self._endpoint(model)
-        response = self._send("PUT", self._url(domain, item.format(id=quote(str(record_id), safe=""))), json=dict(record))
+        response = self._send("PUT", self._url(domain, self._path(item, record_id, parent_id)), json=dict(record))
         return response.json() if response.content else dict(record)
 
-    def iter_pages(self, model: str, *, page_size: int = 100, filters: Optional[Mapping[str, str]] = None) -> Iterator[list[dict]]:
+    def iter_pages(
+        self, model: str, *, page_size: int = 100, filters: Optional[Mapping[str, str]] = None, parent_id: Any = None
+    ) -> Iterator[list[dict]]:
         domain, _, _, listing = self._endpoint(model)
+        listing = self._path(listing, parent_id=parent_id)
         page = 1
         while True:
             params: dict[str, Any] = {"pageNumber": page, "pageSize": page_size}
@@ -117,7 +128,8 @@ class IpaasClient:
             records = response.json() or []
             yield records
             paging = _pagination(response)
-            if not records or not paging.get("next_Page") and (paging.get("total_Pages") or 0) <= page:
+            # Page by the counts: what next_Page holds ("Yes", a number, a URL) is not documented.
+            if not records or page >= int(paging.get("total_Pages") or page):
                 return
             page += 1
 

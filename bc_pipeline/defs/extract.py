@@ -10,6 +10,7 @@ from bc_pipeline.catalog import ENTITIES, Entity
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import SubscriptionResource
 from bc_pipeline.extraction import extract
+from bc_pipeline.mapping.registry import consumers_of
 
 GROUP = "business_central"
 
@@ -55,6 +56,7 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
                 full_refresh=config.full_refresh,
                 extra_filter=config.filter,
                 page_size=config.page_size,
+                consumers=consumers_of(entity.name),
             )
         finally:
             client.close()
@@ -64,6 +66,7 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
         )
         return dg.MaterializeResult(
             metadata={
+                "service": dg.MetadataValue.text(entity.service),
                 "rows": dg.MetadataValue.int(result.rows),
                 "pages": dg.MetadataValue.int(result.pages),
                 "requests": dg.MetadataValue.int(result.requests),

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import dagster as dg
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from bc_pipeline.clients.business_central import BusinessCentralClient
@@ -55,6 +56,25 @@ class SubscriptionResource(dg.ConfigurableResource):
 
     def staging(self) -> StagingArea:
         return StagingArea(Path(self.settings().home) / "staging")
+
+
+class IpaasResource(dg.ConfigurableResource):
+    """iPaaS.com access for the load assets; the token comes from IPAAS_API_TOKEN through EnvVar."""
+
+    api_token: str
+    system_id: str
+    api_url: Optional[str] = None
+
+    def client(self, subscription: SubscriptionResource, counter: Optional[TrafficCounter] = None) -> IpaasClient:
+        settings = subscription.settings().model_copy(
+            update={"ipaas_api_token": SecretStr(self.api_token), "ipaas_system_id": self.system_id,
+                    **({"ipaas_api_url": self.api_url} if self.api_url else {})}
+        )
+        return IpaasClient(settings, counter=counter)
+
+
+def ipaas_resource() -> IpaasResource:
+    return IpaasResource(api_token=dg.EnvVar("IPAAS_API_TOKEN"), system_id=dg.EnvVar("IPAAS_SYSTEM_ID"))
 
 
 def subscription_resource() -> SubscriptionResource:

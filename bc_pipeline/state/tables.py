@@ -32,3 +32,41 @@ extractions = Table(
     Column("location", Text, nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False),
 )
+
+# The external id ↔ iPaaS id link is iPaaS.com's; this is the pipeline's cache of it.
+ipaas_external_id_links = Table(
+    "ipaas_external_id_links",
+    metadata,
+    Column("table_name", String(64), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("internal_id", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The hash of the last payload each collection delivered for a record: unchanged payloads are not sent.
+payload_hashes = Table(
+    "ipaas_payload_hashes",
+    metadata,
+    Column("collection", String(100), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("internal_id", String(64), nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+# Records a service refused: kept with their payload and the service's error until they land.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("collection", String(100), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("parent_id", String(64)),
+    Column("error", Text, nullable=False),
+    Column("status", Integer),
+    Column("code", String(100)),
+    Column("correlation_id", String(100)),
+    Column("attempts", Integer, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,135 @@
+"""Business Central → iPaaS.com: a transform and a load asset per mapping collection, plus checks."""
+
+import dagster as dg
+
+from bc_pipeline.clients.transport import TrafficCounter
+from bc_pipeline.defs.extract import extract_asset_key
+from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
+from bc_pipeline.loading import Loader
+from bc_pipeline.mapping.collection import MappingCollection
+from bc_pipeline.mapping.registry import parents_of, to_ipaas_collections
+from bc_pipeline.state import watermarks
+from bc_pipeline.transform import read_payloads, transform
+
+GROUP = "to_ipaas"
+
+COLLECTIONS: dict[str, MappingCollection] = to_ipaas_collections()
+
+
+def transform_key(collection: MappingCollection) -> dg.AssetKey:
+    return dg.AssetKey(["mapped", collection.slug])
+
+
+def load_key(collection: MappingCollection) -> dg.AssetKey:
+    return dg.AssetKey(["ipaas", collection.slug])
+
+
+def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
+    sources = [collection.source] + [child.source for child in collection.children]
+    deps = [extract_asset_key_by_name(s) for s in dict.fromkeys(sources)] + [load_key(p) for p in parents_of(collection)]
+
+    @dg.asset(
+        key=transform_key(collection),
+        deps=deps,
+        group_name=GROUP,
+        kinds={"pandas"},
+        description=f"{collection.name}: {collection.description} (mapping file {collection.source_file and collection.source_file.split('/')[-1]})",
+        metadata={"collection": collection.name, "target_model": collection.target_model, "table": collection.table},
+    )
+    def _transform(context: dg.AssetExecutionContext, subscription: SubscriptionResource) -> dg.MaterializeResult:
+        result = transform(collection, subscription.staging(), subscription.state_engine(), context.run_id)
+        context.log.info(f"{collection.name}: {result.mapped} payloads from {result.source_rows} rows "
+                         f"({result.unmapped} not mappable yet) in {result.seconds:.2f}s")
+        return dg.MaterializeResult(
+            metadata={
+                "source_rows": dg.MetadataValue.int(result.source_rows),
+                "payloads": dg.MetadataValue.int(result.mapped + result.unmapped),
+                "unmapped": dg.MetadataValue.int(result.unmapped),
+                "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+                "sample_payload": dg.MetadataValue.json(result.sample or {}),
+                "staged_at": dg.MetadataValue.path(result.location),
+            }
+        )
+
+    return _transform
+
+
+def extract_asset_key_by_name(entity_name: str) -> dg.AssetKey:
+    from bc_pipeline.catalog import BY_NAME
+
+    return extract_asset_key(BY_NAME[entity_name])
+
+
+def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=load_key(collection),
+        deps=[transform_key(collection)],
+        group_name=GROUP,
+        kinds={"ipaas"},
+        description=f"{collection.name}: records written to iPaaS.com as {collection.target_model}, "
+        f"linked by external id in table '{collection.table}'.",
+        metadata={"collection": collection.name, "target_model": collection.target_model, "table": collection.table},
+    )
+    def _load(context: dg.AssetExecutionContext, subscription: SubscriptionResource, ipaas: IpaasResource) -> dg.MaterializeResult:
+        counter = TrafficCounter()
+        client = ipaas.client(subscription, counter)
+        engine = subscription.state_engine()
+        try:
+            records = read_payloads(subscription.staging(), collection, context.run_id)
+            report = Loader(client, engine, collection).load(records)
+        finally:
+            client.close()
+        for entity in dict.fromkeys([collection.source] + [c.source for c in collection.children]):
+            watermarks.commit_for_consumer(engine, entity, collection.slug, context.run_id)
+        context.log.info(
+            f"{collection.name}: {report.created} created, {report.updated} updated, {report.linked} linked, "
+            f"{report.unchanged} unchanged, {report.failed} failed; {report.requests} requests in {report.seconds:.1f}s"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "records": dg.MetadataValue.int(len(records)),
+                "created": dg.MetadataValue.int(report.created),
+                "updated": dg.MetadataValue.int(report.updated),
+                "linked": dg.MetadataValue.int(report.linked),
+                "unchanged": dg.MetadataValue.int(report.unchanged),
+                "failed": dg.MetadataValue.int(report.failed),
+                "retried_dead_letters": dg.MetadataValue.int(report.retried_dead_letters),
+                "requests": dg.MetadataValue.int(report.requests),
+                "throttled_429": dg.MetadataValue.int(counter.throttled),
+                "seconds": dg.MetadataValue.float(round(report.seconds, 3)),
+                "failed_keys": dg.MetadataValue.text(", ".join(report.failed_keys)),
+                "slowest_keys": dg.MetadataValue.text(", ".join(f"{k} ({s:.2f}s)" for s, k in report.slowest)),
+            }
+        )
+
+    return _load
+
+
+def build_load_check(collection: MappingCollection) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=load_key(collection),
+        name="every_record_delivered",
+        description="No record failed, and created + updated + linked + unchanged + failed add up to the records mapped.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        event = context.instance.get_latest_materialization_event(load_key(collection))
+        if event is None or event.asset_materialization is None:
+            return dg.AssetCheckResult(passed=False, metadata={"problem": "not loaded yet"})
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        counted = sum(int(meta.get(k, 0)) for k in ("created", "updated", "linked", "unchanged", "failed"))
+        expected = int(meta.get("records", 0)) + int(meta.get("retried_dead_letters", 0))
+        failed = int(meta.get("failed", 0))
+        return dg.AssetCheckResult(
+            passed=failed == 0 and counted == expected,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"failed": failed, "counted": counted, "expected": expected,
+                      "failed_keys": str(meta.get("failed_keys", "")),
+                      "what_to_do": "see the dead letters (bc-pipeline dead-letters) for each failed record's error"},
+        )
+
+    return _check
+
+
+transform_assets = [build_transform_asset(c) for c in COLLECTIONS.values()]
+load_assets = [build_load_asset(c) for c in COLLECTIONS.values()]
+load_checks = [build_load_check(c) for c in COLLECTIONS.values()]

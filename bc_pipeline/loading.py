@@ -1,0 +1,305 @@
+"""Load mapped records into iPaaS.com: link, create or update each one as its own unit of work."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import orjson
+from sqlalchemy import Engine
+
+from bc_pipeline.clients.errors import PipelineError, ServiceError
+from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.mapping.collection import Collision, MappingCollection
+from bc_pipeline.mapping.engine import MappedRecord
+from bc_pipeline.state import records as state
+
+log = logging.getLogger(__name__)
+
+# Below this many records whose link is not cached, per-record lookups are cheaper than listing the model.
+PREFETCH_THRESHOLD = 50
+PREFETCH_PAGE_SIZE = 1000
+READ_ONLY_FIELDS = ("id", "tracking_guid", "created_datetime", "updated_datetime", "external_ids", "inventory")
+
+
+def payload_hash(record: MappedRecord) -> str:
+    body = {"payload": record.payload, "parent": record.parent_id}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class LoadReport:
+    """What a load did to each record, and what it cost."""
+
+    collection: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    linked: int = 0  # matched an existing iPaaS record and linked it
+    failed: int = 0
+    retried_dead_letters: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    failed_keys: list[str] = field(default_factory=list)
+    slowest: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> int:
+        return self.created + self.updated + self.unchanged + self.linked
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.failed
+
+
+class _Prefetched:
+    """Every record of a model, indexed by our external id and by the match field."""
+
+    def __init__(self, records: list[dict[str, Any]], system_id: str, match_on: Optional[str]):
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_external: dict[str, str] = {}
+        self.by_match: dict[str, str] = {}
+        for record in records:
+            rid = str(record.get("id"))
+            self.by_id[rid] = record
+            for link in record.get("external_ids") or []:
+                if str(link.get("system_id")) == str(system_id) and link.get("external_id") is not None:
+                    self.by_external[str(link["external_id"])] = rid
+            if match_on and record.get(match_on) not in (None, ""):
+                self.by_match.setdefault(_match_key(record[match_on]), rid)
+
+
+def _match_key(value: Any) -> str:
+    return str(value).strip().casefold()
+
+
+class Loader:
+    """Loads one collection's records; failures become dead letters and the rest go on."""
+
+    def __init__(self, client: IpaasClient, engine: Engine, collection: MappingCollection, *, workers: Optional[int] = None):
+        self.client = client
+        self.engine = engine
+        self.collection = collection
+        self.model = collection.target_model
+        self.table = collection.table
+        self.workers = workers or client.settings.concurrent_connections
+        self._lock = threading.Lock()
+        self._prefetched: Optional[_Prefetched] = None
+        self._child_links: dict[str, dict[str, str]] = {}
+
+    # -- the whole load ----------------------------------------------------------------------
+
+    def load(self, records: list[MappedRecord], *, retry_dead_letters: bool = True) -> LoadReport:
+        started = time.monotonic()
+        requests_before = self.client.counter.requests
+        report = LoadReport(collection=self.collection.name)
+        links = state.links(self.engine, self.table)
+        delivered = state.hashes(self.engine, self.collection.slug)
+        dead = {d.external_id: d for d in state.dead_letters_of(self.engine, self.collection.slug)}
+        self._child_links = {c.table: state.links(self.engine, c.table) for c in self.collection.children if c.table}
+
+        batch = {r.external_id: r for r in records}
+        if retry_dead_letters:
+            for external_id, letter in dead.items():
+                if external_id not in batch:
+                    batch[external_id] = MappedRecord(external_id, letter.payload, parent_id=letter.parent_id,
+                                                      match_value=self._match_value(letter.payload))
+                    report.retried_dead_letters += 1
+
+        work: list[tuple[MappedRecord, str]] = []
+        for record in batch.values():
+            digest = payload_hash(record)
+            previous = delivered.get(record.external_id)
+            if record.error is None and previous and previous[0] == digest and record.external_id in links \
+                    and record.external_id not in dead:
+                report.unchanged += 1
+                continue
+            work.append((record, digest))
+
+        uncached = sum(1 for r, _ in work if r.external_id not in links and r.error is None)
+        if uncached > PREFETCH_THRESHOLD and self.collection.parent is None:
+            self._prefetch()
+
+        outcomes: list[dict[str, Any]] = []
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            for outcome in pool.map(lambda item: self._one(item[0], item[1], links), work):
+                outcomes.append(outcome)
+
+        self._save(outcomes, report)
+        report.requests = self.client.counter.requests - requests_before
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _match_value(self, payload: dict[str, Any]) -> Optional[str]:
+        value = payload.get(self.collection.match_on) if self.collection.match_on else None
+        return str(value) if value not in (None, "") else None
+
+    def _prefetch(self) -> None:
+        records: list[dict[str, Any]] = []
+        for page in self.client.iter_pages(self.model, page_size=PREFETCH_PAGE_SIZE):
+            records.extend(page)
+        self._prefetched = _Prefetched(records, self.client.system_id, self.collection.match_on)
+
+    def _save(self, outcomes: list[dict[str, Any]], report: LoadReport) -> None:
+        new_links, hashes_, failures, landed = [], [], [], []
+        child_links: dict[str, list[tuple[str, str]]] = {}
+        forgotten = []
+        for o in outcomes:
+            kind = o["kind"]
+            if kind == "failed":
+                report.failed += 1
+                if len(report.failed_keys) < 20:
+                    report.failed_keys.append(o["external_id"])
+                failures.append(o)
+                continue
+            setattr(report, kind, getattr(report, kind) + 1)
+            landed.append(o["external_id"])
+            if o.get("link"):
+                new_links.append((o["external_id"], o["internal_id"]))
+            elif o.get("forget_link"):
+                forgotten.append(o["external_id"])
+            hashes_.append((o["external_id"], o["hash"], o["internal_id"]))
+            for table, pairs in o.get("child_links", {}).items():
+                child_links.setdefault(table, []).extend(pairs)
+            report.slowest.append((o["seconds"], o["external_id"]))
+        report.slowest = sorted(report.slowest, reverse=True)[:5]
+        state.save_links(self.engine, self.table, new_links)
+        if forgotten:
+            state.forget_links(self.engine, self.table, forgotten)
+        for table, pairs in child_links.items():
+            state.save_links(self.engine, table, pairs)
+        state.save_hashes(self.engine, self.collection.slug, hashes_)
+        state.clear_dead_letters(self.engine, self.collection.slug, landed)
+        state.record_failures(self.engine, self.collection.slug, failures)
+
+    # -- one record --------------------------------------------------------------------------
+
+    def _one(self, record: MappedRecord, digest: str, links: dict[str, str]) -> dict[str, Any]:
+        started = time.monotonic()
+        base = {"external_id": record.external_id, "hash": digest, "payload": record.payload, "parent_id": record.parent_id}
+        if record.error is not None:
+            return {**base, "kind": "failed", "error": record.error, "status": None, "code": "mapping"}
+        try:
+            outcome = self._deliver(record, links)
+        except ServiceError as exc:
+            return {**base, "kind": "failed", "error": exc.message, "status": exc.status, "code": exc.code,
+                    "correlation_id": exc.correlation_id}
+        except PipelineError as exc:
+            return {**base, "kind": "failed", "error": str(exc), "status": None, "code": type(exc).__name__}
+        return {**base, **outcome, "seconds": time.monotonic() - started}
+
+    def _deliver(self, record: MappedRecord, links: dict[str, str]) -> dict[str, Any]:
+        internal_id = links.get(record.external_id)
+        if internal_id is not None:
+            current = self._current(internal_id, record.parent_id)
+            if current is not None:
+                return self._update(record, internal_id, current, kind="updated")
+            # Deleted on the iPaaS side: what remains is a stale cache entry; find or create again.
+        internal_id = self._find_linked(record)
+        if internal_id is not None:
+            current = self._current(internal_id, record.parent_id)
+            if current is not None:
+                return {**self._update(record, internal_id, current, kind="updated"), "link": True}
+        matched = self._find_match(record)
+        if matched is not None:
+            collision = self.collection.collision
+            if collision is Collision.ERROR:
+                raise _Collision(f"an iPaaS.com {self.model} with {self.collection.match_on} {record.match_value!r} "
+                                 f"already exists (id {matched}) and the collection's collision method is ERROR")
+            if collision is Collision.REMAP_AND_LINK:
+                self.client.link(self.table, record.external_id, matched)
+                return {"kind": "linked", "internal_id": matched, "link": True}
+            current = self._current(matched, record.parent_id) or {}
+            outcome = self._update(record, matched, current, kind="linked", relink=collision is Collision.UPDATE_AND_LINK)
+            if collision is Collision.UPDATE_AND_NO_LINK:
+                return {**outcome, "link": False, "forget_link": True}
+            return {**outcome, "link": True}
+        created = self.client.create(self.model, record.payload, parent_id=record.parent_id)
+        new_id = str(created["id"])
+        self.client.link(self.table, record.external_id, new_id)
+        return {"kind": "created", "internal_id": new_id, "link": True, "child_links": self._link_children(record, created)}
+
+    def _current(self, internal_id: str, parent_id: Optional[str]) -> Optional[dict[str, Any]]:
+        if self._prefetched is not None and internal_id in self._prefetched.by_id:
+            return self._prefetched.by_id[internal_id]
+        return self.client.get(self.model, internal_id, parent_id=parent_id)
+
+    def _find_linked(self, record: MappedRecord) -> Optional[str]:
+        if self._prefetched is not None:
+            return self._prefetched.by_external.get(record.external_id)
+        if self.collection.parent is not None:
+            return None  # children are found through their parent's record
+        return self.client.lookup_internal_id(self.table, record.external_id)
+
+    def _find_match(self, record: MappedRecord) -> Optional[str]:
+        if not self.collection.match_on or not record.match_value:
+            return None
+        if self._prefetched is not None:
+            return self._prefetched.by_match.get(_match_key(record.match_value))
+        field = "".join(part.capitalize() for part in self.collection.match_on.split("_"))
+        for page in self.client.iter_pages(self.model, page_size=10, filters={field: record.match_value}):
+            for candidate in page:
+                if _match_key(candidate.get(self.collection.match_on, "")) == _match_key(record.match_value):
+                    return str(candidate["id"])
+            break
+        return None
+
+    def _update(self, record: MappedRecord, internal_id: str, current: dict[str, Any], *, kind: str,
+                relink: bool = False) -> dict[str, Any]:
+        # A PUT replaces the whole record: keep what the mapping does not own.
+        merged = {k: v for k, v in current.items() if k not in READ_ONLY_FIELDS}
+        merged.update(self._with_child_ids(record))
+        merged["custom_fields"] = _merge_custom_fields(current.get("custom_fields"), record.payload.get("custom_fields"))
+        answer = self.client.replace(self.model, internal_id, merged, parent_id=record.parent_id)
+        ours = [e for e in (answer.get("external_ids") or []) if str(e.get("system_id")) == str(self.client.system_id)
+                and str(e.get("external_id")) == record.external_id]
+        if relink or (not ours and answer.get("external_ids") is not None and self.collection.parent is None):
+            # The link was removed on the iPaaS side (or never made): put it back.
+            self.client.link(self.table, record.external_id, internal_id)
+        return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer)}
+
+    def _with_child_ids(self, record: MappedRecord) -> dict[str, Any]:
+        """Children sent with the ids they already have, so an update keeps them (and their links)."""
+        payload = dict(record.payload)
+        for child in self.collection.children:
+            known = self._child_links.get(child.table or "", {})
+            external_ids = record.children.get(child.table or "", [])
+            items = payload.get(child.name) or []
+            payload[child.name] = [
+                {**item, "id": int(known[e]) if known.get(e, "").isdigit() else known[e]} if e in known else item
+                for item, e in zip(items, external_ids)
+            ] + items[len(external_ids):]
+        return payload
+
+    def _link_children(self, record: MappedRecord, answer: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+        """Children (e.g. transaction lines) come back with ids in the order sent: link each one."""
+        result: dict[str, list[tuple[str, str]]] = {}
+        for child in self.collection.children:
+            if not child.table:
+                continue
+            returned = answer.get(child.name) or []
+            external_ids = record.children.get(child.table, [])
+            pairs = [(e, str(c["id"])) for e, c in zip(external_ids, returned) if isinstance(c, dict) and c.get("id")]
+            known = self._child_links.get(child.table, {})
+            for external_id, internal_id in pairs:
+                if known.get(external_id) != internal_id:
+                    self.client.link(child.table, external_id, internal_id)
+            result[child.table] = pairs
+        return result
+
+
+def _merge_custom_fields(current: Any, ours: Any) -> Any:
+    if ours is None:
+        return current or []
+    mine = {c["custom_field_name"]: c for c in ours}
+    kept = [c for c in (current or []) if isinstance(c, dict) and c.get("custom_field_name") not in mine]
+    return kept + list(mine.values())
+
+
+class _Collision(PipelineError):
+    pass

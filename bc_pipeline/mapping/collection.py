@@ -1,0 +1,336 @@
+"""Mapping collections: YAML files read, validated against the catalog and the iPaaS.com model, with line numbers."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bc_pipeline.catalog import BY_NAME, Entity
+from bc_pipeline.ipaas_models import MODEL_FIELDS, REQUIRED_FIELDS
+
+COLLECTIONS_DIR = Path(__file__).parent / "collections"
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SIMPLE_TRANSFORMS = ("trim", "upper", "lower", "title", "empty_as_null", "first_word", "after_first_word", "not")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. BC's `No` (the key of most pages) must stay a string."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class CollectionError(ValueError):
+    """A mapping collection that cannot be used; the message names file, line, field and problem."""
+
+
+class Direction(str, Enum):
+    TO_IPAAS = "TO_IPAAS"
+    FROM_IPAAS = "FROM_IPAAS"
+
+
+class Collision(str, Enum):
+    """What to do when a record to create already exists in the target (iPaaS SDK CollisionHandlerSettings)."""
+
+    ERROR = "ERROR"
+    REMAP_AND_LINK = "REMAP_AND_LINK"
+    UPDATE_AND_LINK = "UPDATE_AND_LINK"
+    UPDATE_AND_NO_LINK = "UPDATE_AND_NO_LINK"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Reference(_Strict):
+    """The value is a source key whose linked iPaaS id (in `table`) is what is written."""
+
+    table: str
+    required: bool = False
+
+
+Transform = Union[str, dict[str, Any]]
+
+
+class FieldRule(_Strict):
+    """Where a target field's value comes from, and how it is shaped on the way."""
+
+    source: Optional[str] = None
+    value: Any = None
+    template: Optional[str] = None
+    transforms: list[Transform] = Field(default_factory=list)
+    lookup: Optional[dict[Any, Any]] = None
+    lookup_default: Any = None
+    reference: Optional[Reference] = None
+    default: Any = None
+    type: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `name: Code` is short for `name: {source: Code}`.
+        if isinstance(data, str):
+            return {"source": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> "FieldRule":
+        origins = [o for o in (self.source, self.template) if o is not None] + ([1] if "value" in self.model_fields_set else [])
+        if len(origins) != 1:
+            raise ValueError("give exactly one of source, value or template")
+        return self
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, transforms: list[Transform]) -> list[Transform]:
+        for t in transforms:
+            if isinstance(t, str):
+                if t not in SIMPLE_TRANSFORMS:
+                    raise ValueError(f"unknown transform {t!r}; known: {', '.join(SIMPLE_TRANSFORMS)}, truncate, date_format, round")
+            elif isinstance(t, dict) and len(t) == 1:
+                (name, arg), = t.items()
+                if name == "truncate" and not (isinstance(arg, int) and arg > 0):
+                    raise ValueError("truncate takes a positive number of characters")
+                if name == "round" and not (isinstance(arg, int) and arg >= 0):
+                    raise ValueError("round takes a number of decimals")
+                if name == "date_format" and not isinstance(arg, str):
+                    raise ValueError("date_format takes a strftime pattern such as '%Y-%m-%d'")
+                if name not in ("truncate", "round", "date_format"):
+                    raise ValueError(f"unknown transform {name!r}")
+            else:
+                raise ValueError(f"a transform is a name or a one-key mapping, got {t!r}")
+        return transforms
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in ("string", "number", "integer", "boolean", "datetime", "date"):
+            raise ValueError("type is one of string, number, integer, boolean, date, datetime")
+        return value
+
+    def source_fields(self) -> list[str]:
+        if self.source:
+            return [self.source]
+        if self.template:
+            return PLACEHOLDER.findall(self.template)
+        return []
+
+
+class CustomFieldRule(FieldRule):
+    custom_field_name: str
+
+
+class FilterRule(_Strict):
+    """Keep a record only when `field` passes the test; several rules must all pass."""
+
+    field: str
+    equals: Any = None
+    not_equals: Any = None
+    in_: Optional[list[Any]] = Field(None, alias="in")
+    not_in: Optional[list[Any]] = None
+    not_empty: Optional[bool] = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> "FilterRule":
+        tests = [k for k in ("equals", "not_equals", "in_", "not_in", "not_empty") if getattr(self, k) is not None]
+        if len(tests) != 1:
+            raise ValueError("give exactly one of equals, not_equals, in, not_in, not_empty")
+        return self
+
+
+class Aggregate(_Strict):
+    """Rows that share `by` become one (e.g. inventory per item and location over lots and variants)."""
+
+    by: list[str]
+    sum: list[str] = Field(default_factory=list)
+
+
+class Child(_Strict):
+    """Records of another entity nested in the parent's payload (e.g. a transaction's lines)."""
+
+    name: str
+    source: str
+    model: str
+    table: Optional[str] = None
+    parent_key: str
+    child_key: str
+    external_id: str
+    filter: list[FilterRule] = Field(default_factory=list)
+    fields: dict[str, FieldRule]
+    custom_fields: list[CustomFieldRule] = Field(default_factory=list)
+
+
+class Parent(_Strict):
+    """The record is written under a parent (e.g. tracking under its transaction)."""
+
+    table: str
+    key: str
+
+
+class MappingCollection(_Strict):
+    name: str
+    description: str = ""
+    direction: Direction
+    source: str
+    target_model: str
+    table: str
+    external_id: str
+    match_on: Optional[str] = None
+    collision: Collision = Collision.UPDATE_AND_LINK
+    parent: Optional[Parent] = None
+    filter: list[FilterRule] = Field(default_factory=list)
+    aggregate: Optional[Aggregate] = None
+    fields: dict[str, FieldRule]
+    custom_fields: list[CustomFieldRule] = Field(default_factory=list)
+    children: list[Child] = Field(default_factory=list)
+    sums_from_children: dict[str, str] = Field(default_factory=dict)
+    after: list[str] = Field(default_factory=list)  # collections (by name) to load first, beyond references
+    source_file: Optional[str] = Field(None, exclude=True)
+
+    @property
+    def slug(self) -> str:
+        """`company_to_ipaas` for "Dynamics Company Add/Update to iPaaS": the asset name."""
+        words = re.sub(r"^dynamics\s+|add/update\s+", "", self.name.lower())
+        return re.sub(r"[^a-z0-9]+", "_", words).strip("_")
+
+    @property
+    def entity(self) -> Entity:
+        return BY_NAME[self.source]
+
+    def referenced_tables(self) -> set[str]:
+        tables = {r.reference.table for r in self._all_rules() if r.reference}
+        if self.parent:
+            tables.add(self.parent.table)
+        return tables
+
+    def _all_rules(self) -> list[FieldRule]:
+        rules: list[FieldRule] = list(self.fields.values()) + list(self.custom_fields)
+        for child in self.children:
+            rules += list(child.fields.values()) + list(child.custom_fields)
+        return rules
+
+
+def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
+    """Problems as (location in the YAML, message): fields the catalog does not extract, unknown targets."""
+    problems: list[tuple[tuple, str]] = []
+    entity = BY_NAME.get(c.source)
+    if entity is None:
+        return [(("source",), f"unknown source entity {c.source!r}; known: {', '.join(BY_NAME)}")]
+    known_targets = MODEL_FIELDS.get(c.target_model)
+    if known_targets is None:
+        return [(("target_model",), f"unknown iPaaS.com model {c.target_model!r}; known: {', '.join(MODEL_FIELDS)}")]
+
+    def check_rules(rules: dict[str, FieldRule], entity: Entity, model: str, where: tuple) -> None:
+        available = set(entity.select)
+        for target, rule in rules.items():
+            if target not in MODEL_FIELDS[model]:
+                problems.append((where + (target,), f"{model} has no field {target!r}"))
+            for f in rule.source_fields():
+                if f not in available:
+                    problems.append((where + (target,), f"{f!r} is not a field extracted from {entity.service}"))
+
+    check_rules(c.fields, entity, c.target_model, ("fields",))
+    for i, cf in enumerate(c.custom_fields):
+        for f in cf.source_fields():
+            if f not in entity.select:
+                problems.append((("custom_fields", i), f"{f!r} is not a field extracted from {entity.service}"))
+    for placeholder in PLACEHOLDER.findall(c.external_id):
+        if placeholder not in entity.select:
+            problems.append((("external_id",), f"{placeholder!r} is not a field extracted from {entity.service}"))
+    for i, rule in enumerate(c.filter):
+        if rule.field not in entity.select:
+            problems.append((("filter", i, "field"), f"{rule.field!r} is not a field extracted from {entity.service}"))
+    for required in REQUIRED_FIELDS.get(c.target_model, ()):
+        if required not in c.fields:
+            problems.append((("fields",), f"{c.target_model} requires {required!r}; map it"))
+    if c.match_on and c.match_on not in c.fields:
+        problems.append((("match_on",), f"match_on {c.match_on!r} must be one of the mapped fields"))
+    for i, child in enumerate(c.children):
+        child_entity = BY_NAME.get(child.source)
+        if child_entity is None:
+            problems.append((("children", i, "source"), f"unknown source entity {child.source!r}"))
+            continue
+        if child.model not in MODEL_FIELDS:
+            problems.append((("children", i, "model"), f"unknown iPaaS.com model {child.model!r}"))
+            continue
+        check_rules(child.fields, child_entity, child.model, ("children", i, "fields"))
+    return problems
+
+
+def _locate(node: yaml.Node, path: tuple) -> Optional[int]:
+    """The 1-based line of the deepest YAML node on `path`."""
+    line = node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part) or (part == "in_" and key.value == "in"):
+                    node, line = value, key.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def load_collection(path: Path) -> MappingCollection:
+    """Read and validate one collection; every problem is reported with file, line and field."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise CollectionError(f"{path.name}, {where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict) or node is None:
+        raise CollectionError(f"{path.name}, line 1: a mapping collection is a YAML mapping (name, direction, source, …)")
+    try:
+        collection = MappingCollection.model_validate({**data, "source_file": str(path)})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "dict["))))
+            line = _locate(node, loc)
+            field = ".".join(str(p) for p in loc) or "(collection)"
+            lines.append(f"{path.name}, line {line}, {field}: {error['msg'].removeprefix('Value error, ')}")
+        raise CollectionError("\n".join(lines)) from None
+    problems = _check_against_catalog(collection)
+    if problems:
+        raise CollectionError(
+            "\n".join(f"{path.name}, line {_locate(node, loc)}, {'.'.join(map(str, loc))}: {msg}" for loc, msg in problems)
+        )
+    return collection
+
+
+def load_collections(directory: Path = COLLECTIONS_DIR) -> dict[str, MappingCollection]:
+    """Every collection in a folder, by name; names must be unique."""
+    found: dict[str, MappingCollection] = {}
+    errors = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            collection = load_collection(path)
+        except CollectionError as exc:
+            errors.append(str(exc))
+            continue
+        if collection.name in found:
+            errors.append(f"{path.name}: the name {collection.name!r} is used by another collection too")
+        found[collection.name] = collection
+    if errors:
+        raise CollectionError("\n".join(errors))
+    return found
