@@ -62,7 +62,7 @@ class Throttle:
         self._bucket = SQLiteBucket.init_from_file(
             [Rate(limit, int(seconds * Duration.SECOND))], table=table, db_path=db_path, use_file_lock=True
         )
-        self._limiter = Limiter(self._bucket, buffer_ms=10)
+        self._limiter = Limiter(self._bucket, buffer_ms=50)
         self._slots = [FileLock(str(self.directory / f"{key}.slot{i}.lock"), thread_local=False) for i in range(concurrency)]
         self._slot_guard = threading.Lock()
         self._free_slots = list(range(concurrency))
