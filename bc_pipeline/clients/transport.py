@@ -64,7 +64,9 @@ def new_session(verify: str | bool, pool_size: int = 10, user_agent: str = "bc_p
     adapter = HTTPAdapter(
         pool_connections=pool_size,
         pool_maxsize=pool_size,
-        max_retries=Retry(total=3, connect=3, read=0, status=0, other=0, backoff_factor=0.5, backoff_jitter=0.5),
+        # Statuses are retried above the adapter, through the throttle; here only failed connects.
+        max_retries=Retry(total=3, connect=3, read=0, status=0, other=0, backoff_factor=0.5, backoff_jitter=0.5,
+                          respect_retry_after_header=False, raise_on_status=False),
     )
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -52,7 +52,7 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
                 entity,
                 subscription.staging(),
                 subscription.state_engine(),
-                context.run_id,
+                context.run.run_id,
                 full_refresh=config.full_refresh,
                 extra_filter=config.filter,
                 page_size=config.page_size,
@@ -93,7 +93,7 @@ def build_unique_keys_check(entity: Entity) -> dg.AssetChecksDefinition:
         description=f"Every extracted {entity.service} record has its key ({', '.join(entity.keys)}) and no key appears twice.",
     )
     def _check(context: dg.AssetCheckExecutionContext, subscription: SubscriptionResource) -> dg.AssetCheckResult:
-        staged = subscription.staging().extract(entity.name, context.op_execution_context.run_id)
+        staged = subscription.staging().extract(entity.name, context.op_execution_context.run.run_id)
         if not staged.complete:
             staged = subscription.staging().latest(entity.name)
         if staged is None:

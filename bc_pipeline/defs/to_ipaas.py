@@ -37,7 +37,7 @@ def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         metadata={"collection": collection.name, "target_model": collection.target_model, "table": collection.table},
     )
     def _transform(context: dg.AssetExecutionContext, subscription: SubscriptionResource) -> dg.MaterializeResult:
-        result = transform(collection, subscription.staging(), subscription.state_engine(), context.run_id)
+        result = transform(collection, subscription.staging(), subscription.state_engine(), context.run.run_id)
         context.log.info(f"{collection.name}: {result.mapped} payloads from {result.source_rows} rows "
                          f"({result.unmapped} not mappable yet) in {result.seconds:.2f}s")
         return dg.MaterializeResult(
@@ -75,12 +75,12 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         client = ipaas.client(subscription, counter)
         engine = subscription.state_engine()
         try:
-            records = read_payloads(subscription.staging(), collection, context.run_id)
+            records = read_payloads(subscription.staging(), collection, context.run.run_id)
             report = Loader(client, engine, collection).load(records)
         finally:
             client.close()
         for entity in dict.fromkeys([collection.source] + [c.source for c in collection.children]):
-            watermarks.commit_for_consumer(engine, entity, collection.slug, context.run_id)
+            watermarks.commit_for_consumer(engine, entity, collection.slug, context.run.run_id)
         context.log.info(
             f"{collection.name}: {report.created} created, {report.updated} updated, {report.linked} linked, "
             f"{report.unchanged} unchanged, {report.failed} failed; {report.requests} requests in {report.seconds:.1f}s"

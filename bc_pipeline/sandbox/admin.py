@@ -1,0 +1,187 @@
+"""Admin endpoints under /_sandbox/ (no auth, loopback clients only): health, request log, records, faults, stats.
+
+  GET    /_sandbox/health                      {"status": "ok", "records": {...}, "services": [...], ...}
+  GET    /_sandbox/requests?since=N            {"requests": [{seq, time, method, path, status, client_id,
+                                                service, target, correlation_id, duration_ms}], "last_seq"}
+  GET    /_sandbox/bc/records/{Service}        {"value": [records]}; optional ?$filter=... and ?key=...
+  POST   /_sandbox/bc/records/{Service}        edit as another user: {"key": ..., "changes": {...}};
+                                               {"key": ..., "delete": true}; {"record": {...}} inserts
+  GET    /_sandbox/faults                      {"faults": [...], "published": [...], "denied_clients": [...]}
+  POST   /_sandbox/faults                      {"faults": [rule or action, ...]} or one rule/action (faults.py)
+  DELETE /_sandbox/faults                      clear rules, republish the configured services, undeny clients
+  GET    /_sandbox/stats                       counts per service/status, peak concurrency per client, 429s
+  POST   /_sandbox/reset                       reseed the data and clear faults, log and counters
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from . import odata
+from .bc_errors import BCError
+from .faults import ACTIONS, FaultSpecError
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class OrjsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def handle(app, scope, receive, send, path: str) -> None:
+    client = (scope.get("client") or ("", 0))[0]
+    if client not in LOOPBACK:
+        await _error(403, "the sandbox's admin endpoints answer loopback clients only")(scope, receive, send)
+        return
+    request = Request(scope, receive)
+    try:
+        response = await _route(app, request, path.split("?")[0])
+    except BCError as exc:
+        response = JSONResponse({"error": exc.message, "code": exc.code}, status_code=exc.status)
+    except (FaultSpecError, ValueError, KeyError, TypeError) as exc:
+        response = _error(400, f"{type(exc).__name__}: {exc}")
+    await response(scope, receive, send)
+
+
+async def _route(app, request: Request, path: str) -> Response:
+    state = app.state
+    method = request.method
+    parts = [p for p in path.split("/") if p][1:]  # drop "_sandbox"
+    if parts == ["health"] and method == "GET":
+        return OrjsonResponse({"status": "ok", "pid": os.getpid(), "records": state.store.counts(),
+                               "services": sorted(state.published), "company": state.config.company_name,
+                               "environment": state.config.environment, "tenant_id": state.config.tenant_id,
+                               "ipaas": app.ipaas_app is not None, "seed_seconds": round(state.seed_seconds, 3)})
+    if parts == ["requests"] and method == "GET":
+        since = int(request.query_params.get("since", "0"))
+        return OrjsonResponse({"requests": state.requests_since(since), "last_seq": state.seq})
+    if parts == ["stats"] and method == "GET":
+        return OrjsonResponse(state.stats())
+    if parts == ["reset"] and method == "POST":
+        state.reset()
+        return OrjsonResponse({"status": "ok", "records": state.store.counts()})
+    if parts == ["faults"]:
+        if method == "GET":
+            return OrjsonResponse(_faults_view(state))
+        if method == "DELETE":
+            state.faults.clear()
+            state.published = set(state.config.published_services)
+            state.denied_clients = {r.client_id for r in state.config.clients().values() if not r.bc_permission}
+            return OrjsonResponse(_faults_view(state))
+        if method == "POST":
+            body = orjson.loads(await request.body() or b"{}")
+            specs = body.get("faults", [body]) if isinstance(body, dict) else body
+            if not isinstance(specs, list):
+                raise ValueError("expected {'faults': [...]} or a fault object")
+            for spec in specs:
+                _apply(state, spec)
+            return OrjsonResponse(_faults_view(state))
+    if len(parts) == 3 and parts[:2] == ["bc", "records"]:
+        service = state.services.get(parts[2])
+        if service is None:
+            return _error(404, f"unknown service {parts[2]!r}; known: {', '.join(state.services)}")
+        if method == "GET":
+            return _records(state, service, dict(parse_qsl(request.url.query, keep_blank_values=True)))
+        if method == "POST":
+            body = orjson.loads(await request.body() or b"{}")
+            return _edit(state, service, body)
+    return _error(404, f"no admin endpoint {method} {path}")
+
+
+def _faults_view(state) -> dict[str, Any]:
+    return {"faults": state.faults.describe(), "published": sorted(state.published),
+            "denied_clients": sorted(state.denied_clients)}
+
+
+def _apply(state, spec: dict[str, Any]) -> None:
+    if not isinstance(spec, dict):
+        raise FaultSpecError(f"a fault must be an object, got {spec!r}")
+    action = spec.get("action")
+    if action is None:
+        state.faults.add(spec)
+        return
+    if action not in ACTIONS:
+        raise FaultSpecError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    if action == "expire_tokens":
+        state.tokens.expire_all()
+    elif action in ("unpublish", "publish"):
+        service = spec.get("service")
+        if service not in state.services:
+            raise FaultSpecError(f"unknown service {service!r}")
+        (state.published.discard if action == "unpublish" else state.published.add)(service)
+    elif action in ("deny_client", "allow_client"):
+        client_id = spec.get("client_id") or state.config.client_id
+        (state.denied_clients.add if action == "deny_client" else state.denied_clients.discard)(client_id)
+
+
+def _parse_key(service, key: Any) -> tuple:
+    if isinstance(key, dict):
+        return tuple(key[k] for k in service.keys)
+    if isinstance(key, (list, tuple)):
+        key = tuple(key)
+        if service.name == "SalesOrders" and len(key) == 1:
+            return ("Order",) + key
+        if service.name == "SalesOrderLines" and len(key) == 2:
+            return ("Order",) + key
+        return key
+    if isinstance(key, str):
+        if "=" in key:  # Document_Type='Order',No='101005'
+            return odata.parse_key_segment(key.strip("()"), service)
+        if service.name == "SalesOrders":
+            return ("Order", key)
+        if len(service.keys) == 1:
+            return (key,)
+    raise ValueError(f"cannot read key {key!r} for {service.name} (keys: {', '.join(service.keys)})")
+
+
+def _records(state, service, params: dict[str, str]) -> Response:
+    table = state.store.tables[service.name]
+    predicate = odata.compile_filter(params.get("$filter"), service) if params.get("$filter") else None
+    if "key" in params:
+        key = _parse_key(service, params["key"])
+        row = table.get(key)
+        rows = [(key, row)] if row is not None else []
+    else:
+        rows = [(k, r) for k, r in table.iter_from(None) if predicate is None or predicate(r.values)]
+    return OrjsonResponse({"service": service.name, "count": len(rows),
+                           "value": [table.record(k, r) for k, r in rows]})
+
+
+def _edit(state, service, body: dict[str, Any]) -> Response:
+    from .bc_writes import admin_edit, coerce
+
+    table = state.store.tables[service.name]
+    if "record" in body:
+        values = list(service.defaults)
+        for name, value in body["record"].items():
+            if name.startswith("@"):
+                continue
+            if name not in service.index:
+                raise ValueError(f"unknown field {name!r} on {service.name}")
+            values[service.index[name]] = coerce(service, name, value)
+        key, row = table.insert(values)
+        return OrjsonResponse({"status": "inserted", "record": table.record(key, row)})
+    key = _parse_key(service, body.get("key"))
+    if table.get(key) is None:
+        return _error(404, f"no {service.name} record with key {list(key)}")
+    if body.get("delete"):
+        table.delete(key)
+        return OrjsonResponse({"status": "deleted", "key": list(key)})
+    changes: Optional[dict] = body.get("changes")
+    if changes is None:
+        changes = {}
+    admin_edit(state, service, key, changes)
+    return OrjsonResponse({"status": "edited", "record": table.record(key, table.get(key))})

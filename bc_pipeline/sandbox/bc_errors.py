@@ -1,0 +1,106 @@
+"""Business Central's error answers and the Answer type every OData handler returns.
+
+Every BC error body is ``{"error": {"code": "...", "message": "<text>  CorrelationId:  <guid>."}}``
+(two spaces before and after ``CorrelationId:``, as BC writes it), and the same GUID is sent in the
+``request-id`` response header, so a client can log it from either place.
+
+Codes and statuses used (dynamics-error-codes, http status table in business-central.md):
+  400 BadRequest_NotFound            malformed $filter ("Bad Request - Error in query syntax.")
+  400 BadRequest / BadRequest_*      unknown property, incompatible types, bad body, batch too large
+  400 BadRequest_InvalidToken        PATCH/DELETE without If-Match
+  400 Internal_EntityWithSameKeyExists  POST of an existing key
+  401 Authentication_InvalidCredentials  token missing, unknown or expired (+ WWW-Authenticate)
+  403 Authorization_InsufficientPermissions  the app is not permitted in BC (configurable per client id)
+  404 BadRequest_NotFound            service not published / record missing
+  404 Internal_CompanyNotFound       unknown company (status 404 chosen; BC's docs give no status for it)
+  409 Request_EntityChanged          stale ETag
+  429 Application_TooManyRequests    rate limit / queue full / fault switch
+  500 Internal_ServerError, 503 Application_ServiceUnavailable, 504 Application_GatewayTimeout (fault switches)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import orjson
+
+JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
+
+
+@dataclass
+class Answer:
+    """An HTTP answer in a form both the HTTP layer and $batch can use."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: Optional[str] = JSON_TYPE
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return self.body.decode("utf-8", "replace")
+
+
+class BCError(Exception):
+    """An error Business Central answers with its JSON error body."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Optional[dict[str, str]] = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def answer(self, correlation_id: str) -> Answer:
+        text = self.message.rstrip()
+        body = orjson.dumps({"error": {"code": self.code, "message": f"{text}  CorrelationId:  {correlation_id}."}})
+        return Answer(self.status, body, dict(self.headers))
+
+
+def syntax_error() -> BCError:
+    return BCError(400, "BadRequest_NotFound", "Bad Request - Error in query syntax.")
+
+
+def not_found_resource(url: str) -> BCError:
+    return BCError(404, "BadRequest_NotFound", f"No HTTP resource was found that matches the request URI '{url}'.")
+
+
+def record_not_found(table: str, key_desc: str) -> BCError:
+    return BCError(404, "BadRequest_NotFound",
+                   f"The {table} does not exist. Identification fields and values: {key_desc}")
+
+
+def unauthorized(description: str) -> BCError:
+    return BCError(401, "Authentication_InvalidCredentials", "The server has rejected the client credentials.",
+                   {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/'
+                                        f'authorize", error="invalid_token", error_description="{description}"'})
+
+
+def forbidden(client_id: str) -> BCError:
+    return BCError(403, "Authorization_InsufficientPermissions",
+                   f"The user does not have permission to access Business Central. The application '{client_id}' "
+                   "is not registered on the Microsoft Entra Applications page or has no permission sets.")
+
+
+def too_many_requests(detail: str, retry_after: Optional[float] = None) -> BCError:
+    headers = {"Retry-After": str(int(retry_after) if float(retry_after).is_integer() else retry_after)} \
+        if retry_after is not None else {}
+    return BCError(429, "Application_TooManyRequests", f"Too many requests reached. {detail}", headers)
+
+
+def server_error(status: int, retry_after: Optional[float] = None) -> BCError:
+    code, message = {
+        500: ("Internal_ServerError", "An unexpected error occurred on the server."),
+        502: ("Application_BadGateway", "Bad gateway."),
+        503: ("Application_ServiceUnavailable", "The service is temporarily unavailable. Please try again later."),
+        504: ("Application_GatewayTimeout", "The request took too long to process."),
+        408: ("Application_RequestTimeout", "The operation has timed out."),
+    }.get(status, ("Internal_ServerError", f"HTTP {status}."))
+    headers = {"Retry-After": str(int(retry_after) if float(retry_after).is_integer() else retry_after)} \
+        if retry_after is not None else {}
+    return BCError(status, code, message, headers)

@@ -1,0 +1,216 @@
+"""The published services' shapes: fields read from pages/*.tsv, their OData types, keys and defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .config import ITEMS_BY_LOCATION_COLUMNS
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+# Types: str, enum (a string with a non-empty default), dec, int, bool, date, datetime.
+DATE_FIELDS = {
+    "Last_Date_Modified", "Document_Date", "Posting_Date", "VAT_Reporting_Date", "Order_Date", "Due_Date",
+    "Requested_Delivery_Date", "Promised_Delivery_Date", "Pmt_Discount_Date", "Shipment_Date",
+    "Prepayment_Due_Date", "Prepmt_Pmt_Discount_Date", "Planned_Delivery_Date", "Planned_Shipment_Date",
+    "FA_Posting_Date", "Last_Phys_Invt_Date", "Last_Counting_Period_Update", "Next_Counting_Start_Date",
+    "Next_Counting_End_Date", "ExpirationDate",
+}
+INT_FIELDS = {
+    "Priority", "Last_Statement_No", "No_of_Archived_Versions", "Line_No", "Attached_to_Line_No",
+    "Blanket_Order_Line_No", "Appl_from_Item_Entry", "Appl_to_Item_Entry", "Attached_Lines_Count",
+    "DaysPaidPastDueDate",
+}
+DEC_FIELDS = {
+    # Customer Card
+    "Balance_LCY", "BalanceAsVendor", "Balance_Due_LCY", "Credit_Limit_LCY", "TotalSales2",
+    "CustSalesLCY___CustProfit___AdjmtCostLCY", "AdjCustProfit", "AdjProfitPct", "Prepayment_Percent",
+    "Balance_LCY2", "ExpectedCustMoneyOwed", "TotalMoneyOwed", "CreditLimit", "CalcCreditLimitLCYExpendedPct",
+    "Balance_Due", "Payments_LCY", "AmountOnPostedInvoices", "AmountOnCrMemo", "AmountOnOutstandingInvoices",
+    "AmountOnOutstandingCrMemos", "Totals", "CustInvDiscAmountLCY",
+    # Item Card
+    "Inventory", "InventoryNonFoundation", "Qty_on_Purch_Order", "Qty_on_Sales_Order", "Qty_on_Job_Order",
+    "Net_Weight", "Gross_Weight", "Unit_Volume", "Trans_Ord_Receipt_Qty", "Trans_Ord_Shipment_Qty",
+    "Qty_in_Transit", "Standard_Cost", "Unit_Cost", "Indirect_Cost_Percent", "Last_Direct_Cost",
+    "Net_Invoiced_Qty", "Unit_Price", "CalcUnitPriceExclVAT", "Profit_Percent", "Dampener_Quantity",
+    "Safety_Stock_Quantity", "Reorder_Point", "Reorder_Quantity", "Maximum_Inventory", "Overflow_Level",
+    "Minimum_Order_Quantity", "Maximum_Order_Quantity", "Order_Multiple",
+    # Sales Order / Subform
+    "Payment_Discount_Percent", "Prepmt_Payment_Discount_Percent", "Quantity", "Qty_to_Assemble_to_Order",
+    "Reserved_Quantity", "Unit_Cost_LCY", "Line_Discount_Percent", "Line_Amount", "Line_Discount_Amount",
+    "Prepmt_Line_Amount", "Prepmt_Amt_Inv", "Inv_Discount_Amount", "Inv_Disc_Amount_to_Invoice", "Qty_to_Ship",
+    "Quantity_Shipped", "Qty_to_Invoice", "Quantity_Invoiced", "Prepmt_Amt_to_Deduct", "Prepmt_Amt_Deducted",
+    "Qty_to_Assign", "Item_Charge_Qty_to_Handle", "Qty_Assigned", "Whse_Outstanding_Qty",
+    "Whse_Outstanding_Qty_Base", "ATO_Whse_Outstanding_Qty", "ATO_Whse_Outstd_Qty_Base", "Units_per_Parcel",
+    "Invoice_Discount_Amount", "Invoice_Disc_Pct", "Total_Amount_Excl_VAT", "Total_VAT_Amount",
+    "Total_Amount_Incl_VAT",
+    # Items by Location
+    "QtyPerUnitOfMeasure", "RemainingQuantity", "ReservedQuantity",
+}
+BOOL_FIELDS = {
+    "Privacy_Blocked", "Disable_Search_by_Name", "Use_GLN_in_Electronic_Document", "Tax_Liable",
+    "Allow_Multiple_Posting_Groups", "Allow_Line_Disc", "Prices_Including_VAT", "Block_Payment_Tolerance",
+    "Exclude_from_Pmt_Practices", "Combine_Shipments", "Price_Includes_VAT", "Allow_Invoice_Disc",
+    "Coupled_to_Dataverse", "Automatic_Ext_Texts", "Created_From_Nonstock_Item", "Cost_is_Adjusted",
+    "Excluded_from_Cost_Adjustment", "Cost_is_Posted_to_G_L", "Inventory_Value_Zero", "Sales_Blocked",
+    "Service_Blocked", "Purchasing_Blocked", "Reverse_Charge_Applies", "AssemblyBOM", "Stockkeeping_Unit_Exists",
+    "Critical", "Include_Inventory", "Use_Cross_Docking", "Use_As_In_Transit", "Require_Receive",
+    "Require_Shipment", "Require_Put_away", "Require_Pick", "Bin_Mandatory", "Directed_Put_away_and_Pick",
+    "Use_Put_away_Worksheet", "Use_ADCS", "Check_Whse_Class", "Allow_Breakbulk", "Always_Create_Put_away_Line",
+    "Always_Create_Pick_Line", "Pick_According_to_FEFO", "Late_Order_Shipping", "Completely_Shipped",
+    "Compress_Prepayment", "EU_3_Party_Trade", "Drop_Shipment", "Special_Order", "Nonstock",
+    "Substitution_Available", "SalesPriceExist", "SalesLineDiscExists", "Allow_Item_Charge_Assignment",
+    "Use_Duplication_List", "Depr_until_FA_Posting_Date", "Print_Statements",
+}
+# Options/enums: their value when nothing was chosen (BC writes a blank option as "_blank_").
+ENUM_DEFAULTS = {
+    "Partner_Type": "_blank_", "Application_Method": "Manual", "Reserve": "Optional", "Shipping_Advice": "Partial",
+    "Price_Calculation_Method": "_blank_", "Intrastat_Partner_Type": "_blank_",
+    "Copy_Sell_to_Addr_to_Qte_From": "Company", "Customized_Calendar": "No", "Type": "Inventory",
+    "Costing_Method": "FIFO", "Price_Profit_Calculation": "Profit=Price-Cost", "Replenishment_System": "Purchase",
+    "Assembly_Policy": "Assemble-to-Stock", "Reordering_Policy": "_blank_", "Order_Tracking_Policy": "None",
+    "VariantMandatoryDefaultYes": "Default", "VariantMandatoryDefaultNo": "Default",
+    "StockoutWarningDefaultYes": "Default", "StockoutWarningDefaultNo": "Default",
+    "PreventNegInventoryDefaultYes": "Default", "PreventNegInventoryDefaultNo": "Default",
+    "Prod_Consumption_Whse_Handling": "No Warehouse Handling", "Prod_Output_Whse_Handling": "No Warehouse Handling",
+    "Asm_Consump_Whse_Handling": "No Warehouse Handling", "Job_Consump_Whse_Handling": "No Warehouse Handling",
+    "Default_Bin_Selection": "_blank_", "Special_Equipment": "_blank_", "Bin_Capacity_Policy": "Never Check Capacity",
+    "Put_away_Bin_Policy": "Default Bin", "Pick_Bin_Policy": "Default Bin", "Status": "Open",
+    "Job_Queue_Status": "_blank_", "ShippingOptions": "Default (Sell-to Address)",
+    "BillToOptions": "Default (Customer)", "FilteredTypeField": "Item", "IC_Partner_Ref_Type": "_blank_",
+    "Control50": "Optional", "Document_Type": "Order",
+}
+# Per-service exceptions to the name-based rules above.
+OVERRIDES: dict[str, dict[str, tuple[str, Any]]] = {
+    "CustomerCard": {"Blocked": ("enum", "_blank_")},  # Customer.Blocked is an option: " ", Ship, Invoice, All
+    "ItemCard": {"Blocked": ("bool", False)},
+    "SalesOrderLines": {"Type": ("enum", "Item")},
+}
+# BC's field lengths (Code[20], Text[100]...), enforced on writes for the fields that matter most.
+MAX_LENGTH = {
+    ("CustomerCard", "No"): 20, ("CustomerCard", "Name"): 100, ("ItemCard", "No"): 20,
+    ("ItemCard", "Description"): 100, ("Locations", "Code"): 10, ("ShippingAgents", "Code"): 10,
+    ("CustomerPriceGroups", "Code"): 10, ("SalesOrders", "No"): 20, ("SalesOrderLines", "Document_No"): 20,
+    ("SalesOrderLines", "No"): 20, ("SalesOrders", "External_Document_No"): 35,
+}
+
+EDM = {"str": "Edm.String", "enum": "Edm.String", "dec": "Edm.Decimal", "int": "Edm.Int32",
+       "bool": "Edm.Boolean", "date": "Edm.Date", "datetime": "Edm.DateTimeOffset"}
+DEFAULTS = {"str": "", "dec": 0, "int": 0, "bool": False, "date": "0001-01-01", "datetime": "0001-01-01T00:00:00Z"}
+
+
+@dataclass
+class Service:
+    """One published web service: a page (with a key) or a query (without)."""
+
+    name: str
+    object_type: str  # Page or Query
+    object_id: int
+    table: str  # the source table's caption, used in BC's error messages
+    keys: tuple[str, ...]
+    fields: list[str]
+    types: dict[str, str]
+    defaults: list[Any]
+    field_captions: dict[str, str] = field(default_factory=dict)  # OData name -> BC field caption
+    flow_filters: tuple[str, ...] = ()  # accepted in $filter, not part of the record
+    writable: bool = True
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {f: i for i, f in enumerate(self.fields)}
+
+    @property
+    def key_index(self) -> tuple[int, ...]:
+        return tuple(self.index[k] for k in self.keys)
+
+
+# service name -> (tsv file, object type, object id, table caption, keys, flow filters)
+PAGE_SERVICES = {
+    "CustomerCard": ("CustomerCard.tsv", 21, "Customer", ("No",), ("Date_Filter", "Global_Dimension_1_Filter",
+                                                                      "Global_Dimension_2_Filter", "Currency_Filter")),
+    "Locations": ("LocationCard.tsv", 5703, "Location", ("Code",), ()),
+    "ItemCard": ("ItemCard.tsv", 30, "Item", ("No",), ("Location_Filter", "Variant_Filter", "Date_Filter",
+                                                       "Global_Dimension_1_Filter", "Global_Dimension_2_Filter")),
+    "ShippingAgents": ("ShippingAgents.tsv", 428, "Shipping Agent", ("Code",), ()),
+    "SalesOrders": ("SalesOrder.tsv", 42, "Sales Header", ("Document_Type", "No"), ("Date_Filter",)),
+    "SalesOrderLines": ("SalesOrderSubform.tsv", 46, "Sales Line", ("Document_Type", "Document_No", "Line_No"), ()),
+    "CustomerPriceGroups": ("CustomerPriceGroups.tsv", 7, "Customer Price Group", ("Code",), ()),
+}
+CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code")}
+KEY_CAPTIONS = {"No": "No.", "Code": "Code", "Document_Type": "Document Type", "Document_No": "Document No.",
+                "Line_No": "Line No."}
+
+
+def read_page_fields(tsv: Path) -> tuple[list[str], dict[str, str]]:
+    """The `field` rows of a page TSV, in page order, without duplicates or quoted names."""
+    names: list[str] = []
+    captions: dict[str, str] = {}
+    for line in tsv.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) < 3 or cols[0] != "field":
+            continue
+        name = cols[2].strip()
+        if not name or '"' in name or "'" in name or name in captions:
+            continue
+        names.append(name)
+        captions[name] = cols[1].strip()
+    return names, captions
+
+
+def field_type(service: str, name: str) -> tuple[str, Any]:
+    """The sandbox's OData type for a field, and its value when the record leaves it blank."""
+    if name in OVERRIDES.get(service, {}):
+        return OVERRIDES[service][name]
+    if name in DATE_FIELDS:
+        return "date", DEFAULTS["date"]
+    if name == "SystemModifiedAt":
+        return "datetime", DEFAULTS["datetime"]
+    if name in INT_FIELDS:
+        return "int", 0
+    if name in DEC_FIELDS:
+        return "dec", 0
+    if name in BOOL_FIELDS:
+        return "bool", False
+    if name in ENUM_DEFAULTS:
+        return "enum", ENUM_DEFAULTS[name]
+    return "str", ""
+
+
+def _service(name: str, object_type: str, object_id: int, table: str, keys: tuple[str, ...], fields: list[str],
+             captions: dict[str, str], flow_filters: tuple[str, ...] = (), writable: bool = True) -> Service:
+    types: dict[str, str] = {}
+    defaults: list[Any] = []
+    for f in fields:
+        t, d = field_type(name, f)
+        types[f] = t
+        defaults.append(d)
+    return Service(name, object_type, object_id, table, keys, fields, types, defaults, captions, flow_filters, writable)
+
+
+def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_modified_at: bool = False,
+                   pages_dir: Optional[Path] = None) -> dict[str, Service]:
+    """Every service the sandbox can publish, keyed by service name."""
+    pages_dir = pages_dir or PAGES_DIR
+    services: dict[str, Service] = {}
+    for name, (tsv, object_id, table, keys, flow) in PAGE_SERVICES.items():
+        fields, captions = read_page_fields(pages_dir / tsv)
+        for k in reversed(keys):  # primary-key fields are always exposed, first
+            if k not in fields:
+                fields.insert(0, k)
+                captions[k] = KEY_CAPTIONS.get(k, k)
+        for extra in CUSTOM_FIELDS.get(name, ()):
+            if extra not in fields:
+                fields.append(extra)
+                captions[extra] = extra.replace("_", " ")
+        if system_modified_at and name in ("CustomerCard", "ItemCard"):
+            fields.append("SystemModifiedAt")
+            captions["SystemModifiedAt"] = "SystemModifiedAt"
+        services[name] = _service(name, "Page", object_id, table, keys, fields, captions, flow)
+    columns = list(dict.fromkeys(itemsbylocation_columns))
+    services["Itemsbylocation"] = _service("Itemsbylocation", "Query", 2554, "Items by Location", (), columns,
+                                           {c: c for c in columns}, writable=False)
+    return services

@@ -1,0 +1,143 @@
+"""Business Central → iPaaS.com with real Dagster runs against the sandbox: every record lands once, linked."""
+
+import pytest
+
+from bc_pipeline.runner import run_job
+from bc_pipeline.settings import load_settings
+from bc_pipeline.state import records as state
+from bc_pipeline.state.database import engine_for
+
+pytestmark = pytest.mark.e2e
+
+SYSTEM_ID = "1001"
+
+
+def _links(world, table):
+    return {
+        link["external_id"]: str(link["internal_id"])
+        for link in world.ipaas_links()
+        if link["table_name"].lower() == table.lower() and not link.get("deleted")
+    }
+
+
+def _initial_load(world, instance):
+    outcome = run_job("initial_load", instance=instance)
+    assert outcome.success, outcome.error
+    return outcome
+
+
+def test_the_initial_load_puts_every_bc_record_into_ipaas_linked_by_external_id(world, instance):
+    outcome = _initial_load(world, instance)
+    bc = world.handle
+
+    customers = bc.records("CustomerCard")
+    links = _links(world, "customer")
+    assert set(links) == {c["No"] for c in customers}
+    companies = {str(c["id"]): c for c in world.ipaas_records("Company")}
+    people = {str(c["id"]): c for c in world.ipaas_records("Customer")}
+    for customer in customers:
+        target = companies.get(links[customer["No"]]) or people.get(links[customer["No"]])
+        assert target is not None, customer["No"]
+        if customer["Partner_Type"] == "Person":
+            assert target["customer_number"] == customer["No"]
+        else:
+            assert target["name"] == customer["Name"].strip()
+
+    products = {p["sku"]: p for p in world.ipaas_records("Product")}
+    assert set(products) == {i["No"] for i in bc.records("ItemCard")}
+    guide_item = products["10010"]
+    assert {"custom_field_name": "CatItemGroup",
+            "value": "CLASSIC WATERMELON LED W/STAINLESS STEEL FLANGE MOUNT BEZEL"} in [
+        {k: c[k] for k in ("custom_field_name", "value")} for c in guide_item["custom_fields"]]
+    assert all(c["value"] for p in products.values() for c in p.get("custom_fields") or [])
+
+    assert {loc["name"] for loc in world.ipaas_records("Location")} == {
+        loc["Code"] for loc in bc.records("Locations") if not loc["Use_As_In_Transit"]}
+    assert {s["name"] for s in world.ipaas_records("Shipping Method")} == {s["Code"] for s in bc.records("ShippingAgents")}
+    assert {c["name"] for c in world.ipaas_records("Customer Category")} == {
+        g["Code"] for g in bc.records("CustomerPriceGroups")}
+
+    released = {o["No"]: o for o in bc.records("SalesOrders") if o["Status"] == "Released"}
+    transactions = {t["transaction_number"]: t for t in world.ipaas_records("Transaction")}
+    assert set(transactions) == set(released)
+    lines = bc.records("SalesOrderLines")
+    some_order = next(iter(released))
+    bc_lines = [ln for ln in lines if ln["Document_No"] == some_order and ln["Type"] != "_blank_"]
+    assert [ln["sku"] for ln in transactions[some_order]["lines"]] == [ln["No"] for ln in bc_lines]
+    line_links = _links(world, "Transaction Line")
+    assert f"{some_order}|{bc_lines[0]['Line_No']}" in line_links
+    tracked = [o for o in released.values() if o["Package_Tracking_No"]]
+    assert tracked
+    assert any(t["tracking_number"] == tracked[0]["Package_Tracking_No"]
+               for t in transactions[tracked[0]["No"]].get("tracking") or [])
+
+    inventory = world.ipaas_records("Product Inventory")
+    assert inventory and len(_links(world, "product inventory")) == len(inventory)
+    for load in outcome.loads.values():
+        assert load["failed"] == 0
+
+
+def test_a_second_run_with_no_bc_change_writes_nothing(world, instance):
+    _initial_load(world, instance)
+    since = world.ipaas_last_seq()
+    outcome = run_job("sync_to_ipaas", instance=instance)
+    assert outcome.success, outcome.error
+    assert world.ipaas_writes(since) == []
+    assert all(m["created"] == m["updated"] == m["failed"] == 0 for m in outcome.loads.values())
+    assert outcome.extracts["customers"]["mode"] == "incremental"
+
+
+def test_one_changed_bc_customer_gives_exactly_one_update(world, instance):
+    _initial_load(world, instance)
+    customer = next(c for c in world.handle.records("CustomerCard") if c["Partner_Type"] != "Person")
+    world.handle.edit_record("CustomerCard", customer["No"], {"Phone_No": "+1 555 0199"})
+    since = world.ipaas_last_seq()
+    outcome = run_job("sync_to_ipaas", instance=instance)
+    assert outcome.success, outcome.error
+    writes = world.ipaas_writes(since)
+    assert [w["method"] for w in writes] == ["PUT"]
+    assert outcome.loads["company_to_ipaas"]["updated"] == 1
+    company = next(c for c in world.ipaas_records("Company") if str(c["id"]) == _links(world, "customer")[customer["No"]])
+    assert company["phone_number"] == "+1 555 0199"
+    assert company["name"] == customer["Name"].strip()  # the PUT kept every other field
+
+
+def test_a_rejected_record_waits_in_dead_letters_and_lands_once_fixed(world, instance):
+    world.ipaas("POST", "faults", json={"reject": {"model": "Product", "field": "sku", "equals": "10010",
+                                                   "message": "SKU blocked by a test"}})
+    outcome = _initial_load_allowing_failures(world, instance)
+    assert outcome.loads["product_to_ipaas"]["failed"] == 1
+    assert outcome.loads["product_to_ipaas"]["created"] == len(world.handle.records("ItemCard")) - 1
+    engine = engine_for(load_settings().state_database_url)
+    letters = state.dead_letters_of(engine, "product_to_ipaas")
+    assert [(d.external_id, d.status) for d in letters] == [("10010", 400)]
+    assert "SKU blocked by a test" in letters[0].error
+    assert letters[0].payload["sku"] == "10010"
+
+    world.ipaas("DELETE", "faults")
+    outcome = run_job("sync_to_ipaas", instance=instance)
+    assert outcome.success, outcome.error
+    assert outcome.loads["product_to_ipaas"]["created"] == 1
+    assert state.dead_letters_of(engine, "product_to_ipaas") == []
+    assert "10010" in {p["sku"] for p in world.ipaas_records("Product")}
+
+
+def _initial_load_allowing_failures(world, instance):
+    outcome = run_job("initial_load", instance=instance)
+    return outcome
+
+
+def test_a_link_deleted_on_the_ipaas_side_is_recovered_without_a_duplicate(world, instance):
+    _initial_load(world, instance)
+    location = world.handle.records("Locations")[0]["Code"]
+    before = len(world.ipaas_records("Location"))
+    world.ipaas("DELETE", f"links/location/{location}")
+    engine = engine_for(load_settings().state_database_url)
+    state.forget_links(engine, "location", [location])  # as if the pipeline's cache were lost too
+    world.handle.edit_record("Locations", location, {"Name": "Renamed warehouse"})
+    outcome = run_job("sync_to_ipaas", instance=instance)
+    assert outcome.success, outcome.error
+    assert len(world.ipaas_records("Location")) == before
+    assert location in _links(world, "location")
+    renamed = next(loc for loc in world.ipaas_records("Location") if loc["name"] == location)
+    assert renamed["description"] == "Renamed warehouse"
