@@ -1,0 +1,83 @@
+"""Mapping collections are data: loading one checks it and points at the line of any mistake."""
+
+import textwrap
+
+import pytest
+
+from bc_pipeline.mapping.collection import CollectionError, load_collection, load_collections
+
+VALID = """\
+name: Dynamics Location Add/Update to iPaaS
+direction: TO_IPAAS
+source: locations
+target_model: Location
+table: location
+external_id: "{Code}"
+fields:
+  name: Code
+  description: {source: Name, transforms: [trim]}
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "collection.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_the_shipped_collections_load_and_are_named_as_ipaas_names_them():
+    names = set(load_collections())
+    assert "Dynamics Company Add/Update to iPaaS" in names
+    assert "Dynamics Sales Order Add/Update to iPaaS" in names
+    assert len([n for n in names if n.endswith("to iPaaS")]) == 9
+
+
+def test_no_stays_a_string_not_a_yaml_boolean(tmp_path):
+    collection = load_collection(_write(tmp_path, VALID.replace("name: Code", "name: No").replace("locations", "items")
+                                        .replace("Location", "Product").replace("{Code}", "{No}")
+                                        .replace("description: {source: Name", "description: {source: Description")
+                                        + "  sku: No\n  type: {value: Physical}\n  tracking_method: {value: Tracked}\n"
+                                        "  status: {value: Active}\n"))
+    assert collection.fields["sku"].source == "No"
+
+
+def test_a_field_the_catalog_does_not_extract_is_named_with_file_and_line(tmp_path):
+    path = _write(tmp_path, VALID.replace("description: {source: Name,", "description: {source: Nmae,"))
+    with pytest.raises(CollectionError) as error:
+        load_collection(path)
+    assert str(error.value) == (
+        "collection.yaml, line 9, fields.description: 'Nmae' is not a field extracted from Locations"
+    )
+
+
+def test_an_unknown_target_field_is_named(tmp_path):
+    with pytest.raises(CollectionError) as error:
+        load_collection(_write(tmp_path, VALID + "  colour: Name\n"))
+    assert "collection.yaml, line 10, fields.colour: Location has no field 'colour'" in str(error.value)
+
+
+def test_an_unknown_transform_and_a_wrong_collision_method_are_named(tmp_path):
+    text = VALID.replace("[trim]", "[shout]") + "collision: MERGE\n"
+    with pytest.raises(CollectionError) as error:
+        load_collection(_write(tmp_path, text))
+    message = str(error.value)
+    assert "line 9, fields.description.transforms" in message and "unknown transform 'shout'" in message
+    assert "line 10, collision" in message
+
+
+def test_a_required_ipaas_field_left_unmapped_is_named(tmp_path):
+    with pytest.raises(CollectionError) as error:
+        load_collection(_write(tmp_path, VALID.replace("  name: Code\n", "")))
+    assert "Location requires 'name'" in str(error.value)
+
+
+def test_broken_yaml_points_at_the_line(tmp_path):
+    with pytest.raises(CollectionError) as error:
+        load_collection(_write(tmp_path, VALID + "fields: [\n"))
+    assert "collection.yaml, line" in str(error.value) and "not valid YAML" in str(error.value)
+
+
+def test_a_field_with_two_origins_is_refused(tmp_path):
+    with pytest.raises(CollectionError) as error:
+        load_collection(_write(tmp_path, VALID.replace("name: Code", "name: {source: Code, value: X}")))
+    assert "line 8, fields.name: give exactly one of source, value or template" in str(error.value)

@@ -1,0 +1,51 @@
+"""`bc-pipeline doctor`: the guide's Troubleshooting, against the sandbox."""
+
+import pytest
+
+from bc_pipeline.doctor import diagnose, render
+from bc_pipeline.settings import load_settings
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_healthy_setup_passes_every_check(world):
+    findings = diagnose(load_settings())
+    assert [f.check for f in findings][:3] == ["settings", "token", "company"]
+    assert len([f for f in findings if f.check.startswith("service ")]) == 8
+    assert all(f.ok for f in findings), render(findings)
+    assert render(findings).endswith(f"all {len(findings)} checks ok")
+
+
+def test_an_unpublished_item_card_says_to_publish_page_30(world):
+    world.handle.set_faults({"action": "unpublish", "service": "ItemCard"})
+    findings = diagnose(load_settings())
+    failed = [f for f in findings if not f.ok]
+    assert [f.check for f in failed] == ["service ItemCard"]
+    assert "Object ID 30" in failed[0].fix and "Service Name ItemCard" in failed[0].fix
+    assert "1 of" in render(findings)
+
+
+def test_a_wrong_company_name_lists_the_companies_there_are(world, monkeypatch):
+    monkeypatch.setenv("BC_COMPANY_NAME", "CRONUS USA Inc")
+    findings = diagnose(load_settings())
+    company = next(f for f in findings if f.check == "company")
+    assert not company.ok
+    assert "'CRONUS USA, Inc.'" in company.detail
+    assert "exactly as Business Central shows it" in company.fix
+
+
+def test_an_app_without_permission_is_told_to_grant_it(world):
+    world.handle.set_faults({"action": "deny_client", "client_id": world.handle.config.client_id})
+    findings = diagnose(load_settings())
+    company = next(f for f in findings if f.check == "company")
+    assert not company.ok and "403" in company.detail
+    assert "Microsoft Entra Applications" in company.fix
+
+
+def test_missing_settings_are_named_before_any_request(monkeypatch, tmp_path):
+    for name in ("BC_TENANT_ID", "BC_CLIENT_ID", "BC_CLIENT_SECRET", "BC_COMPANY_NAME", "BC_ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BC_PIPELINE_HOME", str(tmp_path))
+    findings = diagnose()
+    assert {f.check for f in findings} == {"settings"}
+    assert any("Tenant ID (BC_TENANT_ID): is required" in f.detail for f in findings)
