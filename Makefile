@@ -20,9 +20,10 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/bc-pipeline run
 
-## The tests, end-to-end included, against the HTTPS sandbox.
+## The tests, end-to-end included, against the HTTPS sandbox; the state database on SQLite and PostgreSQL.
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+	BC_PIPELINE_TEST_POSTGRES_URL=$$(scripts/test-postgres.sh start) && export BC_PIPELINE_TEST_POSTGRES_URL && \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q; status=$$?; scripts/test-postgres.sh stop; exit $$status
 
 ## The Dagster UI on http://127.0.0.1:3000 with this project's DAGSTER_HOME.
 dev: setup

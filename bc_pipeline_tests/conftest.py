@@ -71,6 +71,8 @@ def world(sandbox: SandboxHandle, tmp_path: Path, monkeypatch) -> World:
     sandbox.session.post(f"{sandbox.base_url}/_sandbox/ipaas/reset", timeout=60).raise_for_status()
     home = tmp_path / "home"
     for key in list(os.environ):
+        if key.startswith("BC_PIPELINE_TEST_"):
+            continue
         if key.startswith(("BC_", "IPAAS_")) or key in ("CONCURRENT_CONNECTIONS", "REQUESTS_CA_BUNDLE"):
             monkeypatch.delenv(key, raising=False)
     for key, value in sandbox.env().items():
@@ -84,3 +86,42 @@ def world(sandbox: SandboxHandle, tmp_path: Path, monkeypatch) -> World:
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The test PostgreSQL server (`scripts/test-postgres.sh start`, run by `make test` and CI)."""
+    url = os.environ.get("BC_PIPELINE_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("BC_PIPELINE_TEST_POSTGRES_URL is not set: CI must test the PostgreSQL state database")
+        pytest.skip("no test PostgreSQL (run the tests with `make test`)")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty state database on each backend the pipeline supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.sqlite'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"bcp_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        from bc_pipeline.state import database
+
+        engine = database._engines.pop(server.rsplit("/", 1)[0] + f"/{name}", None)
+        if engine is not None:
+            engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

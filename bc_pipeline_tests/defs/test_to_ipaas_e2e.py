@@ -77,7 +77,8 @@ def test_the_initial_load_puts_every_bc_record_into_ipaas_linked_by_external_id(
         assert load["failed"] == 0
 
 
-def test_a_second_run_with_no_bc_change_writes_nothing(world, instance):
+def test_a_second_run_with_no_bc_change_writes_nothing(world, instance, state_url, monkeypatch):
+    monkeypatch.setenv("BC_PIPELINE_STATE_URL", state_url)  # on SQLite and on PostgreSQL
     _initial_load(world, instance)
     since = world.ipaas_last_seq()
     outcome = run_job("sync_to_ipaas", instance=instance)
