@@ -43,6 +43,17 @@ class Entity:
         parts = [str(record[k]) for k in self.keys if k != "Document_Type"]
         return "|".join(parts)
 
+    def keys_from_external_id(self, external_id: str) -> dict[str, object]:
+        """The record's key fields from its external id (`101005|10000` → Document_No, Line_No)."""
+        named = [k for k in self.keys if k != "Document_Type"]
+        parts = external_id.split("|")
+        if len(parts) != len(named) or not all(parts):
+            raise ValueError(f"{external_id!r} is not an external id of {self.service} (expected {'|'.join(named)})")
+        keys: dict[str, object] = {"Document_Type": "Order"} if "Document_Type" in self.keys else {}
+        for name, part in zip(named, parts):
+            keys[name] = int(part) if name == "Line_No" else part
+        return keys
+
 
 CUSTOMER_PRICE_GROUPS = Entity(
     name="customer_price_groups",

@@ -78,12 +78,14 @@ class BusinessCentralClient:
     def _headers(self) -> dict[str, str]:
         return {"Accept": "application/json", **self.tokens.authorization_header()}
 
-    def _send(self, method: str, url: str, *, service: Optional[str] = None, **kwargs: Any) -> requests.Response:
+    def _send(
+        self, method: str, url: str, *, service: Optional[str] = None, record: bool = False, **kwargs: Any
+    ) -> requests.Response:
         response = self.transport.send(
             method, url, headers_factory=self._headers, on_unauthorized=self.tokens.invalidate, **kwargs
         )
         if response.status_code >= 400:
-            raise bc_error_from_response(response, service)
+            raise bc_error_from_response(response, service, record=record)
         return response
 
     # -- reading -----------------------------------------------------------------------------
@@ -123,7 +125,9 @@ class BusinessCentralClient:
 
     def get(self, service: str, keys: Mapping[str, Any], *, select: Optional[Sequence[str]] = None) -> dict[str, Any]:
         params = {"$select": ",".join(odata.field_name(f) for f in select)} if select else None
-        response = self._send("GET", self.service_url(service) + odata.key_segment(keys), service=service, params=params)
+        response = self._send(
+            "GET", self.service_url(service) + odata.key_segment(keys), service=service, record=True, params=params
+        )
         return orjson.loads(response.content)
 
     def companies(self) -> list[dict[str, Any]]:
@@ -148,7 +152,7 @@ class BusinessCentralClient:
         if not etag:
             raise ValueError("an update needs the record's ETag; read the record first (a blind '*' is never sent implicitly)")
         response = self._send(
-            "PATCH", self.service_url(service) + odata.key_segment(keys), service=service,
+            "PATCH", self.service_url(service) + odata.key_segment(keys), service=service, record=True,
             data=orjson.dumps(dict(changes)), headers={"Content-Type": "application/json", "If-Match": etag},
         )
         return orjson.loads(response.content)
@@ -156,7 +160,10 @@ class BusinessCentralClient:
     def delete(self, service: str, keys: Mapping[str, Any], *, etag: str) -> None:
         if not etag:
             raise ValueError("a delete needs the record's ETag")
-        self._send("DELETE", self.service_url(service) + odata.key_segment(keys), service=service, headers={"If-Match": etag})
+        self._send(
+            "DELETE", self.service_url(service) + odata.key_segment(keys), service=service, record=True,
+            headers={"If-Match": etag},
+        )
 
     def batch(self, operations: Sequence[Mapping[str, Any]], *, atomic: bool = False) -> list[dict[str, Any]]:
         """Send up to 100 operations in one `$batch`; answers in the order given (BC's JSON batch format)."""

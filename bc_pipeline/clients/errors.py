@@ -168,18 +168,27 @@ def _correlation(response: requests.Response, message: str) -> Optional[str]:
     return found.group(1) if found else None
 
 
-def bc_error_from_response(response: requests.Response, service: Optional[str] = None) -> BusinessCentralError:
-    """Turn a Business Central error answer into a typed error (BC's `{"error":{"code","message"}}`)."""
+def bc_error_from_response(
+    response: requests.Response, service: Optional[str] = None, *, record: bool = False
+) -> BusinessCentralError:
+    """Turn a Business Central error answer into a typed error (BC's `{"error":{"code","message"}}`).
+
+    `record`: the request named one record, so a 404 means that record does not exist, not that the
+    service is unpublished.
+    """
     error = _json(response).get("error") or {}
     code = error.get("code") if isinstance(error, dict) else None
     message = (error.get("message") if isinstance(error, dict) else None) or response.reason or "no message"
     status = response.status_code
     if status == 409 and code == "Request_EntityChanged":
         cls = EntityChangedError
-    elif status == 404 and service and "Company" not in (code or ""):
+    elif status == 404 and service and not record and "Company" not in (code or ""):
         cls = NotPublishedError
     else:
         cls = BusinessCentralError
+    hint = bc_hint(status, code, None if record else service)
+    if record and status == 404:
+        hint = "the record does not exist (any more) in Business Central"
     return cls(
         status=status,
         code=code,
@@ -187,7 +196,7 @@ def bc_error_from_response(response: requests.Response, service: Optional[str] =
         correlation_id=_correlation(response, message),
         method=response.request.method if response.request is not None else None,
         url=_safe_url(response.url),
-        hint=bc_hint(status, code, service),
+        hint=hint,
     )
 
 

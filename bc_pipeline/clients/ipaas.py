@@ -151,6 +151,17 @@ class IpaasClient:
             return None
         return value
 
+    def lookup_external_id(self, table: str, internal_id: Any) -> Optional[str]:
+        """The external id (BC key) linked to an iPaaS id, or None when not linked or deleted."""
+        path = f"External/LookupExternal/{quote(str(internal_id), safe='')}/{quote(self.system_id)}/{quote(table)}"
+        response = self._send("GET", self._url(_domain_for(table), path), ok_404=True)
+        if response is None:
+            return None
+        value = _lookup_value(response)
+        if not value or value.upper().startswith("DELETED:"):
+            return None
+        return value
+
     def link(self, table: str, external_id: str, internal_id: Any) -> None:
         body = {"table_name": table, "system_id": self.system_id, "external_id": external_id, "internal_id": str(internal_id)}
         self._send("POST", self._url(_domain_for(table), "External/UpdateExternalId"), json=body)

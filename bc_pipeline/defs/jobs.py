@@ -6,7 +6,7 @@ import dagster as dg
 
 from bc_pipeline.catalog import ENTITIES
 from bc_pipeline.defs.extract import GROUP as EXTRACT_GROUP
-from bc_pipeline.defs.to_ipaas import COLLECTIONS, load_key
+from bc_pipeline.defs.to_ipaas import COLLECTIONS, GROUP as TO_IPAAS_GROUP, load_key
 
 # The guide's "Initialization Support": the types that can be transferred in bulk.
 INITIALIZATIONS = {
@@ -25,14 +25,14 @@ extract_business_central = dg.define_asset_job(
 
 sync_to_ipaas = dg.define_asset_job(
     name="sync_to_ipaas",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.groups(EXTRACT_GROUP, TO_IPAAS_GROUP),
     description="Incremental sync: what changed in Business Central since the last delivered run, mapped and "
     "loaded into iPaaS.com in dependency order; unchanged payloads are not sent.",
 )
 
 initial_load = dg.define_asset_job(
     name="initial_load",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.groups(EXTRACT_GROUP, TO_IPAAS_GROUP),
     config=FULL_REFRESH_CONFIG,
     description="Every record of every entity, read in full and loaded in dependency order (categories before "
     "customers, locations before inventory, products before orders, orders before tracking).",

@@ -195,6 +195,8 @@ class MappingCollection(_Strict):
     custom_fields: list[CustomFieldRule] = Field(default_factory=list)
     children: list[Child] = Field(default_factory=list)
     sums_from_children: dict[str, str] = Field(default_factory=dict)
+    # FROM_IPAAS only: BC fields set when the record is created and left alone on update.
+    add_only_fields: dict[str, FieldRule] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)  # collections (by name) to load first, beyond references
     source_file: Optional[str] = Field(None, exclude=True)
 
@@ -206,7 +208,8 @@ class MappingCollection(_Strict):
 
     @property
     def entity(self) -> Entity:
-        return BY_NAME[self.source]
+        """The Business Central entity read (TO iPaaS) or written (FROM iPaaS)."""
+        return BY_NAME[self.source if self.direction is Direction.TO_IPAAS else self.target_model]
 
     def referenced_tables(self) -> set[str]:
         tables = {r.reference.table for r in self._all_rules() if r.reference}
@@ -215,14 +218,47 @@ class MappingCollection(_Strict):
         return tables
 
     def _all_rules(self) -> list[FieldRule]:
-        rules: list[FieldRule] = list(self.fields.values()) + list(self.custom_fields)
+        rules: list[FieldRule] = list(self.fields.values()) + list(self.custom_fields) + list(self.add_only_fields.values())
         for child in self.children:
             rules += list(child.fields.values()) + list(child.custom_fields)
         return rules
 
 
+def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
+    """FROM iPaaS: sources are iPaaS.com fields (or `custom_fields.<name>`), targets are the BC page's fields."""
+    problems: list[tuple[tuple, str]] = []
+    if c.source not in MODEL_FIELDS:
+        return [(("source",), f"unknown iPaaS.com model {c.source!r}; known: {', '.join(MODEL_FIELDS)}")]
+    entity = BY_NAME.get(c.target_model)
+    if entity is None:
+        return [(("target_model",), f"unknown Business Central entity {c.target_model!r}; known: {', '.join(BY_NAME)}")]
+
+    def check(rules: dict[str, FieldRule], model: str, target: Entity, where: tuple) -> None:
+        for bc_field, rule in rules.items():
+            if bc_field not in target.select:
+                problems.append((where + (bc_field,), f"{bc_field!r} is not a field of {target.service} in the catalog"))
+            for f in rule.source_fields():
+                if f not in MODEL_FIELDS[model] and f not in ("id", "tracking_guid") and not f.startswith("custom_fields."):
+                    problems.append((where + (bc_field,), f"{model} has no field {f!r}"))
+
+    check(c.fields, c.source, entity, ("fields",))
+    check(c.add_only_fields, c.source, entity, ("add_only_fields",))
+    for i, rule in enumerate(c.filter):
+        if rule.field not in MODEL_FIELDS[c.source]:
+            problems.append((("filter", i, "field"), f"{c.source} has no field {rule.field!r}"))
+    for i, child in enumerate(c.children):
+        child_entity = BY_NAME.get(child.model)
+        if child_entity is None or child.source not in MODEL_FIELDS:
+            problems.append((("children", i), f"a child maps an iPaaS.com model (source) to a BC entity (model)"))
+            continue
+        check(child.fields, child.source, child_entity, ("children", i, "fields"))
+    return problems
+
+
 def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
     """Problems as (location in the YAML, message): fields the catalog does not extract, unknown targets."""
+    if c.direction is Direction.FROM_IPAAS:
+        return _check_from_ipaas(c)
     problems: list[tuple[tuple, str]] = []
     entity = BY_NAME.get(c.source)
     if entity is None:

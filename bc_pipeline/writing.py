@@ -1,0 +1,275 @@
+"""iPaaS.com → Business Central: create or update BC records by their links, with ETags, idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import orjson
+import pandas as pd
+from sqlalchemy import Engine
+
+from bc_pipeline.catalog import BY_NAME, Entity
+from bc_pipeline.clients.business_central import BusinessCentralClient
+from bc_pipeline.clients.errors import EntityChangedError, NotPublishedError, PipelineError, ServiceError
+from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.mapping.collection import Child, MappingCollection
+from bc_pipeline.mapping.engine import _map_rules, filter_mask
+from bc_pipeline.state import records as state
+
+log = logging.getLogger(__name__)
+
+
+class WriteFailed(PipelineError):
+    """A record that could not be written to Business Central; kept as a dead letter."""
+
+    def __init__(self, message: str, *, status: Optional[int] = None, code: Optional[str] = None,
+                 correlation_id: Optional[str] = None, details: Optional[dict] = None):
+        super().__init__(message)
+        self.status, self.code, self.correlation_id, self.details = status, code, correlation_id, details or {}
+
+
+@dataclass
+class WriteOutcome:
+    ipaas_id: str
+    kind: str  # created | updated | unchanged | skipped | failed
+    bc_key: Optional[str] = None
+    error: Optional[str] = None
+    lines_created: int = 0
+    lines_updated: int = 0
+
+
+@dataclass
+class WriteReport:
+    collection: str
+    outcomes: list[WriteOutcome] = field(default_factory=list)
+    bc_requests: int = 0
+    ipaas_requests: int = 0
+    seconds: float = 0.0
+
+    def count(self, kind: str) -> int:
+        return sum(1 for o in self.outcomes if o.kind == kind)
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """An iPaaS record as one row: custom fields become `custom_fields.<name>` columns."""
+    row = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
+    for custom in record.get("custom_fields") or []:
+        if isinstance(custom, dict) and custom.get("custom_field_name"):
+            row[f"custom_fields.{custom['custom_field_name']}"] = custom.get("value")
+    return row
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class BcWriter:
+    """Writes the iPaaS records of one FROM-iPaaS collection into Business Central."""
+
+    def __init__(self, bc: BusinessCentralClient, ipaas: IpaasClient, engine: Engine, collection: MappingCollection):
+        self.bc = bc
+        self.ipaas = ipaas
+        self.engine = engine
+        self.collection = collection
+        self.entity: Entity = BY_NAME[collection.target_model]
+        self._reverse: dict[str, dict[str, str]] = {}
+
+    def _links(self, table: str) -> dict[str, str]:
+        """iPaaS id → BC key, from the cached links (references point the other way on the way back)."""
+        if table not in self._reverse:
+            self._reverse[table] = {internal: external for external, internal in state.links(self.engine, table).items()}
+        return self._reverse[table]
+
+    # -- many records ------------------------------------------------------------------------
+
+    def sync(self, ipaas_ids: list[str]) -> WriteReport:
+        started = time.monotonic()
+        bc_before, ipaas_before = self.bc.counter.requests, self.ipaas.counter.requests
+        report = WriteReport(collection=self.collection.name)
+        hashes = state.hashes(self.engine, self.collection.slug)
+        failures: list[dict[str, Any]] = []
+        delivered: list[tuple[str, str, str]] = []
+        for ipaas_id in dict.fromkeys(str(i) for i in ipaas_ids):
+            try:
+                outcome, digest = self._one(ipaas_id, hashes.get(ipaas_id))
+            except WriteFailed as exc:
+                outcome, digest = WriteOutcome(ipaas_id, "failed", error=str(exc)), None
+                failures.append({"external_id": ipaas_id, "payload": exc.details, "error": str(exc),
+                                 "status": exc.status, "code": exc.code, "correlation_id": exc.correlation_id})
+            except ServiceError as exc:
+                outcome, digest = WriteOutcome(ipaas_id, "failed", error=str(exc)), None
+                failures.append({"external_id": ipaas_id, "payload": {}, "error": str(exc), "status": exc.status,
+                                 "code": exc.code, "correlation_id": exc.correlation_id})
+            report.outcomes.append(outcome)
+            if digest and outcome.kind in ("created", "updated", "unchanged") and outcome.bc_key:
+                delivered.append((ipaas_id, digest, outcome.bc_key))
+        state.save_hashes(self.engine, self.collection.slug, delivered)
+        state.clear_dead_letters(self.engine, self.collection.slug, [d[0] for d in delivered])
+        state.record_failures(self.engine, self.collection.slug, failures)
+        report.bc_requests = self.bc.counter.requests - bc_before
+        report.ipaas_requests = self.ipaas.counter.requests - ipaas_before
+        report.seconds = time.monotonic() - started
+        return report
+
+    def poll_ids(self) -> list[str]:
+        """Every iPaaS record of the collection's model (a scheduled run without requested ids)."""
+        ids: list[str] = []
+        for page in self.ipaas.iter_pages(self.collection.source, page_size=1000):
+            ids.extend(str(r["id"]) for r in page)
+        return ids
+
+    # -- one record --------------------------------------------------------------------------
+
+    def _map(self, rules, custom, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Optional[str]]]:
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame()
+        if frame.empty:
+            return [], []
+        return _map_rules(rules, custom, frame, self._links)
+
+    def _one(self, ipaas_id: str, previous: Optional[tuple[str, str]]) -> tuple[WriteOutcome, Optional[str]]:
+        c = self.collection
+        record = self.ipaas.get(c.source, ipaas_id)
+        if record is None:
+            raise WriteFailed(f"iPaaS.com has no {c.source} with id {ipaas_id}", status=404)
+        row = _flatten(record)
+        frame = pd.DataFrame([row])
+        if c.filter and not bool(filter_mask(c.filter, frame).iloc[0]):
+            rules = ", ".join(f"{r.field}" for r in c.filter)
+            return WriteOutcome(ipaas_id, "skipped", error=f"not sent: the collection's filter on {rules} excludes it"), None
+        [values], [error] = self._map(c.fields, c.custom_fields, [row])
+        if error:
+            raise WriteFailed(error, details={"ipaas": record})
+        values = {k: v for k, v in values.items() if v is not None and k != "custom_fields"}
+        children = {child.name: self._child_values(child, record) for child in c.children}
+        digest = _digest({"header": values, "children": children})
+
+        bc_key = self._linked_key(c.table, ipaas_id)
+        if bc_key is None and c.match_on and values.get(c.match_on):
+            bc_key = self._existing_key({c.match_on: values[c.match_on]})
+        if bc_key is not None and previous and previous[0] == digest and previous[1] == bc_key:
+            return WriteOutcome(ipaas_id, "unchanged", bc_key=bc_key), digest
+
+        if bc_key is not None:
+            kind = "updated" if self._update(bc_key, values, ipaas_id, record) else "unchanged"
+        else:
+            bc_key, kind = self._create(values, ipaas_id, record), "created"
+        outcome = WriteOutcome(ipaas_id, kind, bc_key=bc_key)
+        for child in c.children:
+            created, updated = self._write_children(child, bc_key, record, children[child.name])
+            outcome.lines_created += created
+            outcome.lines_updated += updated
+            if (created or updated) and outcome.kind == "unchanged":
+                outcome.kind = "updated"
+        return outcome, digest
+
+    def _linked_key(self, table: str, ipaas_id: str) -> Optional[str]:
+        cached = self._links(table).get(ipaas_id)
+        if cached is not None:
+            return cached
+        found = self.ipaas.lookup_external_id(table, ipaas_id)
+        if found is not None:
+            state.save_links(self.engine, table, [(found, ipaas_id)])
+            self._links(table)[ipaas_id] = found
+        return found
+
+    def _existing_key(self, keys: dict[str, Any]) -> Optional[str]:
+        try:
+            record = self.bc.get(self.entity.service, keys)
+        except ServiceError as exc:
+            if exc.status == 404 and not isinstance(exc, NotPublishedError):
+                return None
+            raise
+        return self.entity.external_id(record)
+
+    def _create(self, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> str:
+        c = self.collection
+        [add_only], _ = self._map(c.add_only_fields, [], [_flatten(record)]) if c.add_only_fields else ([{}], [None])
+        body = {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
+        created = self.bc.create(self.entity.service, body)
+        bc_key = self.entity.external_id(created)
+        # Link at once: if anything after this fails, the next run finds the order instead of creating another.
+        self.ipaas.link(c.table, bc_key, ipaas_id)
+        state.save_links(self.engine, c.table, [(bc_key, ipaas_id)])
+        self._links(c.table)[ipaas_id] = bc_key
+        return bc_key
+
+    def _update(self, bc_key: str, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> bool:
+        """PATCH what differs, with the record's ETag; one re-read and retry on a conflict. True if written."""
+        service = self.entity.service
+        keys = self.entity.keys_from_external_id(bc_key)
+        for attempt in (1, 2):
+            current = self.bc.get(service, keys)
+            changes = {k: v for k, v in values.items() if k not in keys and not _same(current.get(k), v)}
+            if not changes:
+                return False
+            try:
+                self.bc.update(service, keys, changes, etag=current["@odata.etag"])
+                return True
+            except EntityChangedError as exc:
+                if attempt == 2:
+                    latest = self.bc.get(service, keys)
+                    raise WriteFailed(
+                        f"Business Central record {bc_key} kept changing while it was updated (twice "
+                        f"Request_EntityChanged); both versions are kept in the dead letter",
+                        status=exc.status, code=exc.code, correlation_id=exc.correlation_id,
+                        details={"ipaas": record, "wanted": changes, "business_central": latest},
+                    ) from None
+                log.info("%s %s changed in Business Central meanwhile; re-reading and applying again", service, bc_key)
+        return False
+
+    # -- children (sales order lines) --------------------------------------------------------
+
+    def _child_values(self, child: Child, record: dict[str, Any]) -> list[dict[str, Any]]:
+        items = [i for i in record.get(child.name) or [] if isinstance(i, dict)]
+        rows = [_flatten(i) for i in items]
+        mapped, errors = self._map(child.fields, child.custom_fields, rows)
+        for item, error in zip(items, errors):
+            if error:
+                raise WriteFailed(f"line {item.get('sequence_number') or item.get('id')}: {error}", details={"ipaas": record})
+        return [
+            {**{k: v for k, v in m.items() if v is not None and k != "custom_fields"}, "_ipaas_id": str(i.get("id"))}
+            for m, i in zip(mapped, items)
+        ]
+
+    def _write_children(self, child: Child, parent_key: str, record: dict[str, Any],
+                        lines: list[dict[str, Any]]) -> tuple[int, int]:
+        entity = BY_NAME[child.model]
+        created = updated = 0
+        for line in lines:
+            line = dict(line)
+            line_ipaas_id = line.pop("_ipaas_id")
+            line_key = self._linked_key(child.table, line_ipaas_id) if child.table and line_ipaas_id != "None" else None
+            try:
+                if line_key is not None:
+                    keys = entity.keys_from_external_id(line_key)
+                    current = self.bc.get(entity.service, keys)
+                    changes = {k: v for k, v in line.items() if k not in keys and not _same(current.get(k), v)}
+                    if changes:
+                        self.bc.update(entity.service, keys, changes, etag=current["@odata.etag"])
+                        updated += 1
+                    continue
+                body = {**line, "Document_Type": "Order", child.child_key: parent_key}
+                answer = self.bc.create(entity.service, body)
+                line_key = entity.external_id(answer)
+                if child.table:
+                    self.ipaas.link(child.table, line_key, line_ipaas_id)
+                    state.save_links(self.engine, child.table, [(line_key, line_ipaas_id)])
+                    self._links(child.table)[line_ipaas_id] = line_key
+                created += 1
+            except ServiceError as exc:
+                raise WriteFailed(
+                    f"order {parent_key} is in Business Central but line {line.get('No')} was refused: {exc.message} "
+                    f"(the next run adds the missing lines, without a second order)",
+                    status=exc.status, code=exc.code, correlation_id=exc.correlation_id, details={"ipaas": record},
+                ) from None
+        return created, updated
+
+
+def _same(current: Any, wanted: Any) -> bool:
+    if isinstance(current, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+        return abs(float(current) - float(wanted)) < 1e-9
+    return current == wanted
