@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from bc_pipeline.defs.backfills import resync_assets
 from bc_pipeline.defs.extract import extract_assets, extract_checks
 from bc_pipeline.defs.from_ipaas import sync_from_ipaas, write_assets
 from bc_pipeline.defs.jobs import jobs
@@ -12,7 +13,7 @@ from bc_pipeline.defs.schedules import schedules
 from bc_pipeline.defs.to_ipaas import load_assets, load_checks, transform_assets
 
 defs = dg.Definitions(
-    assets=[*extract_assets, *transform_assets, *load_assets, *write_assets],
+    assets=[*extract_assets, *transform_assets, *load_assets, *write_assets, *resync_assets],
     asset_checks=[*extract_checks, *load_checks],
     jobs=[*jobs, sync_from_ipaas],
     schedules=schedules,

@@ -57,13 +57,17 @@ def extract(
     extra_filter: Optional[str] = None,
     page_size: Optional[int] = None,
     consumers: Optional[list[str]] = None,
+    partial: bool = False,
 ) -> tuple[ExtractionResult, StagedExtract]:
-    """Read every page of the entity's service into staging and record what was read."""
+    """Read every page of the entity's service into staging and record what was read.
+
+    `partial`: the read is narrowed (a date range, some keys): it neither uses nor proposes a watermark.
+    """
     started = time.monotonic()
     requests_before = client.counter.requests
     wait_before = client.throttle.stats.waited_seconds
-    since = None if full_refresh else watermarks.committed_for_consumers(engine, entity.name, consumers or [])
-    mode = "incremental" if (since and entity.modified_at) else "full"
+    since = None if (full_refresh or partial) else watermarks.committed_for_consumers(engine, entity.name, consumers or [])
+    mode = "partial" if partial else "incremental" if (since and entity.modified_at) else "full"
     query_filter = odata.all_of(entity.fixed_filter, incremental_filter(entity, since), extra_filter)
 
     writer = staging.writer(entity.name, run_id)
@@ -100,7 +104,7 @@ def extract(
                 location=result.location, finished_at=dt.datetime.now(dt.timezone.utc),
             )
         )
-    if entity.modified_at:
+    if entity.modified_at and not partial:
         watermarks.propose(engine, entity.name, entity.modified_at, newest or since, run_id)
     staging.prune(entity.name)
     return result, staged
