@@ -122,6 +122,21 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return subprocess.call(command, cwd=PROJECT_DIR)
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """The records a service refused, with the service's error, until they land."""
+    from tabulate import tabulate
+
+    from bc_pipeline.state import records
+    from bc_pipeline.state.database import engine_for
+
+    letters = records.dead_letters_of(engine_for(load_settings().state_database_url), args.collection)
+    rows = [(d.collection, d.external_id, d.attempts, d.status or "", (d.code or "")[:30], d.error[:120],
+             d.last_seen.strftime("%Y-%m-%d %H:%M"), d.correlation_id or "") for d in letters]
+    print(tabulate(rows, headers=["collection", "id", "attempts", "status", "code", "error", "last seen",
+                                  "correlation id"], tablefmt="github") if rows else "No dead letters.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bc-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--scale", type=float, default=1.0)
     sandbox.add_argument("--seed", type=int, default=365)
     sandbox.set_defaults(func=cmd_sandbox)
+
+    dead = sub.add_parser("dead-letters", help="list the records a service refused, with its error")
+    dead.add_argument("--collection", help="only this collection (its asset name, e.g. product_to_ipaas)")
+    dead.set_defaults(func=cmd_dead_letters)
 
     dev = sub.add_parser("dev", help="start the Dagster UI (dagster dev) for this project")
     dev.add_argument("--port", type=int, default=3000)
