@@ -137,6 +137,13 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from bc_pipeline.webhooks import serve
+
+    serve(load_settings(), host=args.host, port=args.port, ssl_certfile=args.certfile, ssl_keyfile=args.keyfile)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bc-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead-letters", help="list the records a service refused, with its error")
     dead.add_argument("--collection", help="only this collection (its asset name, e.g. product_to_ipaas)")
     dead.set_defaults(func=cmd_dead_letters)
+
+    from bc_pipeline.manual_sync import add_sync_arguments, run_sync_command
+
+    sync = sub.add_parser("sync", help="Manual Sync: queue records by External ID or iPaaS.com ID, or show --status")
+    add_sync_arguments(sync)
+    sync.set_defaults(func=lambda a: run_sync_command(a, load_settings()))
+
+    webhooks = sub.add_parser("webhooks", help="the webhook receiver for iPaaS.com and Business Central")
+    webhooks_sub = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = webhooks_sub.add_parser("serve", help="authenticate, validate and record sync requests; answer at once")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--certfile", help="TLS certificate (iPaaS.com and BC call only https URLs)")
+    serve.add_argument("--keyfile", help="TLS private key")
+    serve.set_defaults(func=cmd_webhooks)
 
     dev = sub.add_parser("dev", help="start the Dagster UI (dagster dev) for this project")
     dev.add_argument("--port", type=int, default=3000)

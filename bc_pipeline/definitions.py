@@ -10,6 +10,7 @@ from bc_pipeline.defs.from_ipaas import sync_from_ipaas, write_assets
 from bc_pipeline.defs.jobs import jobs
 from bc_pipeline.defs.resources import ipaas_resource, subscription_resource
 from bc_pipeline.defs.schedules import schedules
+from bc_pipeline.defs.sensors import sync_requests_sensor
 from bc_pipeline.defs.to_ipaas import load_assets, load_checks, transform_assets
 
 defs = dg.Definitions(
@@ -17,5 +18,6 @@ defs = dg.Definitions(
     asset_checks=[*extract_checks, *load_checks],
     jobs=[*jobs, sync_from_ipaas],
     schedules=schedules,
+    sensors=[sync_requests_sensor],
     resources={"subscription": subscription_resource(), "ipaas": ipaas_resource()},
 )

@@ -46,6 +46,7 @@ class LoadReport:
     requests: int = 0
     seconds: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # external id → the service's error
     slowest: list[tuple[float, str]] = field(default_factory=list)
 
     @property
@@ -153,6 +154,7 @@ class Loader:
             kind = o["kind"]
             if kind == "failed":
                 report.failed += 1
+                report.failures[o["external_id"]] = o["error"]
                 if len(report.failed_keys) < 20:
                     report.failed_keys.append(o["external_id"])
                 failures.append(o)

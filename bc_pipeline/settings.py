@@ -63,6 +63,7 @@ ENV_NAMES: dict[str, str] = {
     "ipaas_api_token": "IPAAS_API_TOKEN",
     "ipaas_system_id": "IPAAS_SYSTEM_ID",
     "ipaas_webhook_api_key": "IPAAS_WEBHOOK_API_KEY",
+    "bc_webhook_client_state": "BC_WEBHOOK_CLIENT_STATE",
     "bc_throttle_limit": "BC_THROTTLE_LIMIT",
     "bc_throttle_seconds": "BC_THROTTLE_SECONDS",
     "ipaas_throttle_limit": "IPAAS_THROTTLE_LIMIT",
@@ -89,6 +90,7 @@ LABELS: dict[str, str] = {
     "ipaas_api_token": "iPaaS.com API token",
     "ipaas_system_id": "iPaaS.com system id",
     "ipaas_webhook_api_key": "iPaaS.com webhook API key",
+    "bc_webhook_client_state": "Business Central webhook clientState",
     "bc_throttle_limit": "API Throttle Limit",
     "bc_throttle_seconds": "API Throttle Seconds",
     "ipaas_throttle_limit": "API Throttle Limit (to iPaaS)",
@@ -148,6 +150,7 @@ class SubscriptionSettings(BaseSettings):
     ipaas_api_token: Optional[SecretStr] = Field(None, validation_alias="IPAAS_API_TOKEN")
     ipaas_system_id: Optional[str] = Field(None, validation_alias="IPAAS_SYSTEM_ID")
     ipaas_webhook_api_key: Optional[SecretStr] = Field(None, validation_alias="IPAAS_WEBHOOK_API_KEY")
+    bc_webhook_client_state: Optional[SecretStr] = Field(None, validation_alias="BC_WEBHOOK_CLIENT_STATE")
     bc_throttle_limit: int = Field(BC_DOCUMENTED_REQUESTS_PER_WINDOW, validation_alias="BC_THROTTLE_LIMIT")
     bc_throttle_seconds: float = Field(BC_DOCUMENTED_WINDOW_SECONDS, validation_alias="BC_THROTTLE_SECONDS")
     ipaas_throttle_limit: int = Field(500, validation_alias="IPAAS_THROTTLE_LIMIT")
@@ -165,7 +168,7 @@ class SubscriptionSettings(BaseSettings):
             return value or None
         return value
 
-    @field_validator("client_secret", "ipaas_api_token", "ipaas_webhook_api_key", mode="before")
+    @field_validator("client_secret", "ipaas_api_token", "ipaas_webhook_api_key", "bc_webhook_client_state", mode="before")
     @classmethod
     def _blank_secret_is_missing(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -1,21 +1,109 @@
-"""Sync requests (webhooks, manual sync) turned into runs: the bridge between the inbox and Dagster."""
+"""Sync requests (webhooks, manual sync) turned into runs: batches from the inbox, and their outcome."""
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 from sqlalchemy import Engine
 
+from bc_pipeline.catalog import BY_NAME
+from bc_pipeline.mapping.collection import Direction, MappingCollection, load_collections
+from bc_pipeline.state import inbox
+
+BATCH_LIMIT = 3000  # what one Manual Sync may carry; one run serves at most this many requests
+UNSUPPORTED_ACTIONS = ("deleted",)
+
+
+@dataclass
+class Batch:
+    """Pending requests of one mapping collection, to be served by one run."""
+
+    key: str
+    collection: MappingCollection
+    requests: list[inbox.SyncRequest]
+
+    @property
+    def ids(self) -> list[str]:
+        field = "ipaas_id" if self.collection.direction is Direction.FROM_IPAAS else "external_id"
+        return list(dict.fromkeys(getattr(r, field) for r in self.requests if getattr(r, field)))
+
+    @property
+    def polls(self) -> bool:
+        """All changed records, not some: a request without an id (an `initialize`/`poll` scope), or a BC
+        webhook, whose id is the record's SystemId GUID that the page services cannot filter on."""
+        return any(not (r.external_id or r.ipaas_id) or r.source == "bc_webhook" for r in self.requests)
+
+
+def _slug(collection: MappingCollection) -> str:
+    return collection.slug
+
+
+def claim_batches(engine: Engine, limit: int = BATCH_LIMIT) -> tuple[list[Batch], list[inbox.SyncRequest]]:
+    """Claim the pending requests, grouped by collection; requests that cannot be served are failed at once."""
+    collections = load_collections()
+    batches: list[Batch] = []
+    refused: list[inbox.SyncRequest] = []
+    grouped: dict[str, list[inbox.SyncRequest]] = {}
+    for request in inbox.pending(engine, limit=limit):
+        collection = collections.get(request.collection)
+        if collection is None:
+            inbox.finish(engine, [request.id], "failed", error=f"unknown mapping collection {request.collection!r}")
+            refused.append(request)
+        elif request.action in UNSUPPORTED_ACTIONS:
+            inbox.finish(engine, [request.id], "failed",
+                         error=f"'{request.action}' requests are not synced by this integration; nothing was changed")
+            refused.append(request)
+        else:
+            grouped.setdefault(request.collection, []).append(request)
+    for name, requests in grouped.items():
+        collection = collections[name]
+        first, last = requests[0].id, requests[-1].id
+        attempt = max(r.attempts for r in requests) + 1
+        key = f"inbox-{_slug(collection)}-{first}-{last}-a{attempt}"
+        held = set(inbox.claim(engine, [r.id for r in requests], run_id=key, batch_key=key))
+        mine = [r for r in requests if r.id in held]
+        if mine:
+            batches.append(Batch(key=key, collection=collection, requests=mine))
+    return batches, refused
+
+
+def run_config_for(batch: Batch) -> dict[str, Any]:
+    """The run config that syncs exactly the batch's records (every id a literal in the query)."""
+    c = batch.collection
+    if c.direction is Direction.FROM_IPAAS:
+        ids = [] if batch.polls else batch.ids
+        return {"ops": {f"bc_out__{c.slug}": {"config": {"ipaas_ids": ids, "inbox_batch": batch.key}}}}
+    ops: dict[str, Any] = {f"ipaas__{c.slug}": {"config": {"inbox_batch": batch.key}}}
+    if not batch.polls:
+        ops[f"bc__{c.source}"] = {"config": {"keys": batch.ids}}
+        for child in c.children:
+            ops[f"bc__{child.source}"] = {"config": {"keys": batch.ids, "key_field": child.child_key}}
+    return {"ops": ops}
+
 
 def finish_batch(engine: Engine, batch_key: str, failures: Mapping[str, Optional[str]]) -> None:
-    """Mark the batch's requests done, or failed with the record's error."""
-    from bc_pipeline.state import inbox
-
-    rows = inbox.status(engine, batch_key=batch_key)
-    done = [r.id for r in rows if (r.external_id or r.ipaas_id) not in failures]
+    """Mark the batch's requests done, or failed with their record's error."""
+    rows = inbox.status(engine, batch_key=batch_key, limit=None)
+    done = [r.id for r in rows if (r.ipaas_id or r.external_id) not in failures]
     if done:
         inbox.finish(engine, done, "done")
     for row in rows:
-        key = row.external_id or row.ipaas_id
+        key = row.ipaas_id or row.external_id
         if key in failures:
             inbox.finish(engine, [row.id], "failed", error=failures[key])
+
+
+def finish_to_ipaas_batch(engine: Engine, batch_key: str, records: list, report) -> None:
+    """After a load: a requested BC record that was not mapped (not found, filtered out) fails with why."""
+    rows = inbox.status(engine, batch_key=batch_key, limit=None)
+    mapped = {r.external_id for r in records}
+    failures: dict[str, Optional[str]] = dict(report.failures)
+    for row in rows:
+        if row.external_id and row.external_id not in mapped and row.external_id not in failures:
+            collection = load_collections().get(row.collection)
+            service = BY_NAME[collection.source].service if collection else "Business Central"
+            failures[row.external_id] = (
+                f"{row.external_id!r} was not found in {service}, or the collection's filter excludes it"
+            )
+    finish_batch(engine, batch_key, failures)

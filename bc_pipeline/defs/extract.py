@@ -21,6 +21,8 @@ class ExtractConfig(dg.Config):
     full_refresh: bool = Field(False, description="Read every record, ignoring the incremental watermark.")
     filter: Optional[str] = Field(None, description="An extra OData $filter, e.g. \"No eq 'C10000'\".")
     page_size: Optional[int] = Field(None, description="Records per page (Prefer: odata.maxpagesize), at most 20,000.")
+    keys: list[str] = Field(default_factory=list, description="Only these records (their key values), e.g. for a sync request.")
+    key_field: Optional[str] = Field(None, description="The field `keys` are values of (default: the entity's key).")
 
 
 def extract_asset_key(entity: Entity) -> dg.AssetKey:
@@ -57,6 +59,8 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
                 extra_filter=config.filter,
                 page_size=config.page_size,
                 consumers=consumers_of(entity.name),
+                keys=config.keys or None,
+                key_field=config.key_field,
             )
         finally:
             client.close()

@@ -1,5 +1,7 @@
 """Business Central → iPaaS.com: a transform and a load asset per mapping collection, plus checks."""
 
+from typing import Optional
+
 import dagster as dg
 
 from bc_pipeline.clients.transport import TrafficCounter
@@ -60,6 +62,10 @@ def extract_asset_key_by_name(entity_name: str) -> dg.AssetKey:
     return extract_asset_key(BY_NAME[entity_name])
 
 
+class LoadConfig(dg.Config):
+    inbox_batch: Optional[str] = None  # the sync-request batch this run serves (set by the sensor)
+
+
 def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
     @dg.asset(
         key=load_key(collection),
@@ -70,7 +76,8 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         f"linked by external id in table '{collection.table}'.",
         metadata={"collection": collection.name, "target_model": collection.target_model, "table": collection.table},
     )
-    def _load(context: dg.AssetExecutionContext, subscription: SubscriptionResource, ipaas: IpaasResource) -> dg.MaterializeResult:
+    def _load(context: dg.AssetExecutionContext, config: LoadConfig, subscription: SubscriptionResource,
+              ipaas: IpaasResource) -> dg.MaterializeResult:
         counter = TrafficCounter()
         client = ipaas.client(subscription, counter)
         engine = subscription.state_engine()
@@ -81,6 +88,10 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
             client.close()
         for entity in dict.fromkeys([collection.source] + [c.source for c in collection.children]):
             watermarks.commit_for_consumer(engine, entity, collection.slug, context.run.run_id)
+        if config.inbox_batch:
+            from bc_pipeline.sync_requests import finish_to_ipaas_batch
+
+            finish_to_ipaas_batch(engine, config.inbox_batch, records, report)
         context.log.info(
             f"{collection.name}: {report.created} created, {report.updated} updated, {report.linked} linked, "
             f"{report.unchanged} unchanged, {report.failed} failed; {report.requests} requests in {report.seconds:.1f}s"

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from bc_pipeline.state.tables import metadata
+import bc_pipeline.state.inbox  # noqa: F401,E402  (its table is on the same metadata: create it with the rest)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

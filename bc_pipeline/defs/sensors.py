@@ -1,0 +1,56 @@
+"""The sync-request sensor: pending inbox requests become runs, one per mapping collection and batch."""
+
+import datetime as dt
+
+import dagster as dg
+
+from bc_pipeline.defs.extract import extract_asset_key
+from bc_pipeline.defs.from_ipaas import sync_from_ipaas, write_key
+from bc_pipeline.defs.jobs import sync_to_ipaas
+from bc_pipeline.defs.resources import SubscriptionResource
+from bc_pipeline.defs.to_ipaas import load_key, transform_key
+from bc_pipeline.mapping.collection import Direction
+from bc_pipeline.state import inbox
+from bc_pipeline.sync_requests import claim_batches, run_config_for
+
+SENSOR_INTERVAL_SECONDS = 5
+# A claimed request whose run never finished (the run failed to start, the process died) is retried.
+STALE_AFTER = dt.timedelta(minutes=30)
+
+
+def _selection(batch) -> list[dg.AssetKey]:
+    c = batch.collection
+    if c.direction is Direction.FROM_IPAAS:
+        return [write_key(c)]
+    from bc_pipeline.catalog import BY_NAME
+
+    sources = [c.source] + [child.source for child in c.children]
+    return [extract_asset_key(BY_NAME[s]) for s in dict.fromkeys(sources)] + [transform_key(c), load_key(c)]
+
+
+@dg.sensor(
+    name="sync_requests",
+    jobs=[sync_to_ipaas, sync_from_ipaas],
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns webhook and Manual Sync requests (the inbox) into runs: one per mapping collection and "
+    "batch, each run syncing just the requested records. `bc-pipeline sync --status` shows each request.",
+)
+def sync_requests_sensor(context: dg.SensorEvaluationContext, subscription: SubscriptionResource):
+    engine = subscription.state_engine()
+    inbox.requeue_stale(engine, STALE_AFTER)
+    batches, refused = claim_batches(engine)
+    for request in refused:
+        context.log.warning(f"sync request {request.id} refused: {request.collection} {request.scope}")
+    for batch in batches:
+        job = sync_from_ipaas if batch.collection.direction is Direction.FROM_IPAAS else sync_to_ipaas
+        yield dg.RunRequest(
+            run_key=batch.key,
+            job_name=job.name,
+            asset_selection=_selection(batch),
+            run_config=run_config_for(batch),
+            tags={"bc_pipeline/inbox_batch": batch.key, "bc_pipeline/collection": batch.collection.name,
+                  "bc_pipeline/requests": str(len(batch.requests))},
+        )
+    if not batches:
+        yield dg.SkipReason("no pending sync requests")

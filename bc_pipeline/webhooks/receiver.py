@@ -1,0 +1,217 @@
+"""The webhook receiver: authenticate, validate, record durably in the inbox, answer at once (Starlette).
+
+Nothing here syncs: a request is answered 202 only after the inbox transaction committed, and the
+pipeline processes the inbox later. Secrets (bearer key, clientState) are compared in constant time
+and never logged.
+
+Business Central deletes a subscription on any non-2xx answer other than 408, 429 and 5xx, so the BC
+endpoint answers 4xx only to what must not be a valid subscription of ours (wrong clientState → 401,
+malformed body → 400), and 503 (retried by BC for 36 hours) when the inbox cannot record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Optional
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bc_pipeline.state import inbox
+from bc_pipeline.webhooks.auth import bearer_matches, secret_matches
+from bc_pipeline.webhooks.notifications import (
+    KnownCollections,
+    NotificationError,
+    bc_notifications,
+    bc_requests,
+    ipaas_requests,
+    known_collections,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+_NO_SNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+class _Reject(Exception):
+    """An answer other than success, raised from deep in a handler."""
+
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+    def response(self) -> Response:
+        headers = self.extra.pop("headers", None)
+        return _error(self.status, self.message, headers=headers, **self.extra)
+
+
+def _error(status: int, message: str, *, headers: Optional[dict[str, str]] = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers={**_NO_SNIFF, **(headers or {})})
+
+
+def _secret(value: Any) -> Optional[str]:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value or None
+
+
+def _media_type(request: Request) -> Optional[str]:
+    value = request.headers.get("content-type")
+    return value.split(";", 1)[0].strip().lower() if value else None
+
+
+def _is_json_type(media: Optional[str]) -> bool:
+    return media == "application/json" or bool(media and media.startswith("application/") and media.endswith("+json"))
+
+
+async def _read_json(request: Request, limit: int, *, content_type_required: bool) -> Any:
+    """The body as JSON; 415 for a non-JSON content type, 413 past `limit` bytes, 400 when not JSON.
+
+    The limit is checked against Content-Length and again while reading, so a missing or lying
+    Content-Length cannot let a larger body through.
+    """
+    media = _media_type(request)
+    if not _is_json_type(media) and (content_type_required or media is not None):
+        raise _Reject(415, f"Content-Type must be application/json, got {media or 'none'}")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise _Reject(400, "Content-Length is not a number") from None
+        if size > limit:
+            raise _Reject(413, f"the body is {size:,} bytes; at most {limit:,} are accepted")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _Reject(413, f"the body is over {limit:,} bytes; at most {limit:,} are accepted")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise _Reject(400, "the body is empty; a JSON object is expected")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd numbers, deep nesting
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise _Reject(400, f"the body is not valid JSON: {reason}") from None
+
+
+def _invalid(exc: NotificationError) -> JSONResponse:
+    problems = exc.problems
+    message = "; ".join(str(p) for p in problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
+    return _error(400, f"not valid, nothing was recorded: {message}",
+                  problems=[p.as_dict() for p in problems[:50]], problem_count=len(problems))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                   collections: Optional[KnownCollections] = None, bc_client_state: Optional[str] = None) -> Starlette:
+    """The ASGI app: POST /webhooks/ipaas, POST /webhooks/bc (+ GET for the handshake), GET /healthz.
+
+    The iPaaS.com-style hook authenticates with `settings.ipaas_webhook_api_key` as bearer key. BC
+    notifications must carry `bc_client_state` as clientState; by default a `bc_webhook_client_state`
+    setting when there is one, else the webhook API key.
+    """
+    api_key = _secret(getattr(settings, "ipaas_webhook_api_key", None))
+    client_state = _secret(bc_client_state) or _secret(getattr(settings, "bc_webhook_client_state", None)) or api_key
+    known = collections or known_collections()
+    inbox.ensure_table(engine)
+
+    async def record(requests: list[inbox.NewRequest], what: str, **extra: Any) -> Response:
+        try:
+            ids = await run_in_threadpool(inbox.enqueue, engine, requests) if requests else []
+        except SQLAlchemyError:
+            log.exception("%s: the inbox could not record %d request(s); answered 503", what, len(requests))
+            return _error(503, "the inbox is unavailable; nothing was recorded, retry later",
+                          headers={"Retry-After": "30"})
+        log.info("%s: recorded %d request(s)", what, len(requests))
+        return JSONResponse({"accepted": len(ids), "ids": ids, **extra}, status_code=202, headers=_NO_SNIFF)
+
+    async def ipaas_webhook(request: Request) -> Response:
+        if api_key is None:
+            return _error(503, "no webhook API key is configured (IPAAS_WEBHOOK_API_KEY): "
+                               "unauthenticated webhooks are never accepted")
+        if not bearer_matches(request.headers.get("authorization"), api_key):
+            log.warning("iPaaS webhook from %s refused: missing or wrong bearer key", _client(request))
+            return _error(401, "missing or wrong Authorization: Bearer <webhook API key>",
+                          headers={"WWW-Authenticate": 'Bearer realm="bc_pipeline"'})
+        try:
+            body = await _read_json(request, max_body_bytes, content_type_required=True)
+            requests = ipaas_requests(body, known)
+        except _Reject as reject:
+            log.warning("iPaaS webhook from %s refused (%d): %s", _client(request), reject.status, reject.message)
+            return reject.response()
+        except NotificationError as exc:
+            log.warning("iPaaS webhook from %s refused (400): %d bad notification(s)", _client(request), len(exc.problems))
+            return _invalid(exc)
+        return await record(requests, "iPaaS webhook")
+
+    async def bc_webhook(request: Request) -> Response:
+        token = request.query_params.get("validationToken")
+        if token is not None:  # the subscription handshake: echo the token, record nothing
+            return PlainTextResponse(token, headers=_NO_SNIFF)
+        if request.method != "POST":
+            return _error(405, "POST notifications here; GET only answers ?validationToken=", headers={"Allow": "POST"})
+        if client_state is None:
+            return _error(503, "no clientState secret is configured: Business Central notifications cannot be "
+                               "authenticated (set the webhook secret)")
+        try:
+            body = await _read_json(request, max_body_bytes, content_type_required=False)
+            items = bc_notifications(body)
+        except _Reject as reject:
+            log.warning("BC webhook from %s refused (%d): %s", _client(request), reject.status, reject.message)
+            return reject.response()
+        except NotificationError as exc:
+            return _invalid(exc)
+        if not all(secret_matches(item.get("clientState"), client_state) for item in items):
+            # 401 makes Business Central delete a subscription that does not carry our secret: wanted.
+            log.warning("BC webhook from %s refused: missing or wrong clientState", _client(request))
+            return _error(401, "missing or wrong clientState")
+        try:
+            requests, ignored = bc_requests(items, known)
+        except NotificationError as exc:
+            return _invalid(exc)
+        for problem in ignored:
+            log.warning("BC webhook: notification %s ignored: %s", problem.index, problem.message)
+        extra = {"ignored": [p.as_dict() for p in ignored]} if ignored else {}
+        return await record(requests, "BC webhook", **extra)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers=_NO_SNIFF)
+
+    return Starlette(routes=[
+        Route("/webhooks/ipaas", ipaas_webhook, methods=["POST"]),
+        Route("/webhooks/bc", bc_webhook, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])
+
+
+def serve(settings: Any, host: str = "127.0.0.1", port: int = 8090, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+          ssl_certfile: Optional[str] = None, ssl_keyfile: Optional[str] = None) -> None:
+    """Run the receiver with uvicorn until stopped. Business Central and iPaaS.com call HTTPS URLs only:
+    give a certificate here or put the receiver behind a TLS-terminating proxy."""
+    import uvicorn
+
+    from bc_pipeline.state.database import engine_for
+
+    engine = engine_for(settings.state_database_url)
+    app = build_receiver(settings, engine, max_body_bytes=max_body_bytes)
+    if _secret(getattr(settings, "ipaas_webhook_api_key", None)) is None:
+        log.warning("IPAAS_WEBHOOK_API_KEY is not set: every webhook will be answered 503")
+    uvicorn.run(app, host=host, port=port, server_header=False, timeout_keep_alive=5, limit_concurrency=200,
+                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, log_level="info")
