@@ -36,6 +36,8 @@ class ExtractionResult:
     newest_change: Optional[str]
     location: str
     sample_keys: list[str] = field(default_factory=list)
+    duplicate_keys: list[str] = field(default_factory=list)  # at most 10 shown
+    records_without_key: int = 0
 
 
 def incremental_filter(entity: Entity, since: Optional[str]) -> Optional[str]:
@@ -76,8 +78,23 @@ def extract(
     writer = staging.writer(entity.name, run_id)
     newest: Optional[str] = None
     samples: list[str] = []
+    # Checked as the pages stream by, so the asset check needs no second read of the staged files.
+    seen: set[tuple] = set()
+    duplicates: list[str] = []
+    without_key = 0
+    check_keys = entity.object_type == "Page"
     for page in _pages(client, entity, query_filter, page_size, keys, key_field):
         writer.write_page(page.records)
+        if check_keys:
+            for record in page.records:
+                key = tuple(record.get(k) for k in entity.keys)
+                if None in key:
+                    without_key += 1
+                elif key in seen:
+                    if len(duplicates) < 10:
+                        duplicates.append("|".join(map(str, key)))
+                else:
+                    seen.add(key)
         if entity.modified_at:
             newest = _newest(newest, page.records, entity.modified_at)
         if len(samples) < 5:
@@ -98,6 +115,8 @@ def extract(
         newest_change=newest,
         location=str(writer.directory),
         sample_keys=samples,
+        duplicate_keys=duplicates,
+        records_without_key=without_key,
     )
     staged = writer.finish(entity=entity.name, service=entity.service, mode=mode, filter=query_filter, run_id=run_id)
     with engine.begin() as conn:

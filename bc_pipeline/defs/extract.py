@@ -83,6 +83,8 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
                 "filter": dg.MetadataValue.text(result.filter or ""),
                 "newest_change": dg.MetadataValue.text(result.newest_change or ""),
                 "sample_keys": dg.MetadataValue.text(", ".join(result.sample_keys)),
+                "duplicate_keys": dg.MetadataValue.text(", ".join(result.duplicate_keys)),
+                "records_without_key": dg.MetadataValue.int(result.records_without_key),
                 "staged_at": dg.MetadataValue.path(result.location),
             }
         )
@@ -96,28 +98,16 @@ def build_unique_keys_check(entity: Entity) -> dg.AssetChecksDefinition:
         name="keys_are_unique",
         description=f"Every extracted {entity.service} record has its key ({', '.join(entity.keys)}) and no key appears twice.",
     )
-    def _check(context: dg.AssetCheckExecutionContext, subscription: SubscriptionResource) -> dg.AssetCheckResult:
-        staged = subscription.staging().extract(entity.name, context.op_execution_context.run.run_id)
-        if not staged.complete:
-            staged = subscription.staging().latest(entity.name)
-        if staged is None:
-            return dg.AssetCheckResult(passed=False, metadata={"problem": "no complete extract found"})
-        seen: set[tuple] = set()
-        duplicates: list[str] = []
-        missing = 0
-        rows = 0
-        for record in staged.records():
-            rows += 1
-            key = tuple(record.get(k) for k in entity.keys)
-            if any(v is None for v in key):
-                missing += 1
-                continue
-            if key in seen and len(duplicates) < 10:
-                duplicates.append("|".join(map(str, key)))
-            seen.add(key)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        event = context.instance.get_latest_materialization_event(extract_asset_key(entity))
+        if event is None or event.asset_materialization is None:
+            return dg.AssetCheckResult(passed=False, metadata={"problem": "not extracted yet"})
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        duplicates = str(meta.get("duplicate_keys") or "")
+        missing = int(meta.get("records_without_key") or 0)
         return dg.AssetCheckResult(
             passed=not duplicates and not missing,
-            metadata={"rows": rows, "records_without_key": missing, "duplicate_keys": ", ".join(duplicates)},
+            metadata={"rows": int(meta.get("rows") or 0), "records_without_key": missing, "duplicate_keys": duplicates},
         )
 
     return _check
