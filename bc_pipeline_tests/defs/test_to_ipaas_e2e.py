@@ -142,3 +142,18 @@ def test_a_link_deleted_on_the_ipaas_side_is_recovered_without_a_duplicate(world
     assert location in _links(world, "location")
     renamed = next(loc for loc in world.ipaas_records("Location") if loc["name"] == location)
     assert renamed["description"] == "Renamed warehouse"
+
+
+def test_no_secret_reaches_the_event_log_the_state_or_any_file(world, instance):
+    world.ipaas("POST", "faults", json={"reject": {"model": "Product", "field": "sku", "equals": "10010"}})
+    outcome = run_job("initial_load", instance=instance)
+    secrets = [world.handle.config.client_secret, world.handle.config.ipaas_api_token]
+    events = " ".join(str(r.event_log_entry) for r in instance.get_records_for_run(outcome.run_id, limit=100000).records)
+    assert "SKU" in events or "10010" in events  # the dead letter's error is in the log, the secrets are not
+    for secret in secrets:
+        assert secret not in events
+    for path in world.home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, path
