@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Optional
 
@@ -219,6 +219,15 @@ ENTITIES: tuple[Entity, ...] = (
 )
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES}
+
+
+def with_change_field(entity: Entity, overrides: dict[str, str]) -> Entity:
+    """The entity read incrementally by a configured timestamp (e.g. SystemModifiedAt from a page extension)."""
+    field_name = overrides.get(entity.name)
+    if not field_name:
+        return entity
+    return replace(entity, modified_at=field_name, modified_at_is_date=field_name == "Last_Date_Modified",
+                   fields=entity.fields + (field_name,))
 BY_SERVICE: dict[str, Entity] = {e.service: e for e in ENTITIES}
 
 

@@ -44,7 +44,12 @@ def incremental_filter(entity: Entity, since: Optional[str]) -> Optional[str]:
     """`Last_Date_Modified ge 2026-11-01`: `ge`, not `gt`, so records sharing the boundary date are re-read."""
     if not entity.modified_at or not since:
         return None
-    value: object = dt.date.fromisoformat(since[:10]) if entity.modified_at_is_date else dt.datetime.fromisoformat(since)
+    if entity.modified_at_is_date:
+        value: object = dt.date.fromisoformat(since[:10])
+    else:
+        value = dt.datetime.fromisoformat(since.replace("Z", "+00:00")) if "T" in since else dt.date.fromisoformat(since)
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
     return odata.compare(entity.modified_at, "ge", value)
 
 

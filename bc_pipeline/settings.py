@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Annotated, Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # A checkout keeps its state beside the code; an installed package keeps it in the working directory.
@@ -43,6 +43,7 @@ WHERE_TO_FIND: dict[str, str] = {
     "ipaas_throttle_limit": "Throttling: API Throttle Limit (to iPaaS)",
     "ipaas_throttle_seconds": "Throttling: API Throttle Seconds (to iPaaS)",
     "concurrent_connections": "Throttling: Concurrent Connections (Business Central processes at most 5 at once)",
+    "modified_at_fields": "a page extension's timestamp field per entity, e.g. customers=SystemModifiedAt",
     "state_url": "a SQLAlchemy URL such as postgresql+psycopg://user@host/db; default a SQLite file",
     "ca_bundle": "a PEM file of the CA that signs your services' certificates (REQUESTS_CA_BUNDLE)",
 }
@@ -69,6 +70,7 @@ ENV_NAMES: dict[str, str] = {
     "ipaas_throttle_limit": "IPAAS_THROTTLE_LIMIT",
     "ipaas_throttle_seconds": "IPAAS_THROTTLE_SECONDS",
     "concurrent_connections": "CONCURRENT_CONNECTIONS",
+    "modified_at_fields": "BC_MODIFIED_AT_FIELDS",
     "state_url": "BC_PIPELINE_STATE_URL",
     "ca_bundle": "REQUESTS_CA_BUNDLE",
     "home": "BC_PIPELINE_HOME",
@@ -96,6 +98,7 @@ LABELS: dict[str, str] = {
     "ipaas_throttle_limit": "API Throttle Limit (to iPaaS)",
     "ipaas_throttle_seconds": "API Throttle Seconds (to iPaaS)",
     "concurrent_connections": "Concurrent Connections",
+    "modified_at_fields": "Change-date fields",
     "state_url": "State database URL",
     "ca_bundle": "CA bundle",
     "home": "Pipeline home",
@@ -156,6 +159,7 @@ class SubscriptionSettings(BaseSettings):
     ipaas_throttle_limit: int = Field(500, validation_alias="IPAAS_THROTTLE_LIMIT")
     ipaas_throttle_seconds: float = Field(60, validation_alias="IPAAS_THROTTLE_SECONDS")
     concurrent_connections: int = Field(BC_DOCUMENTED_CONCURRENT_REQUESTS, validation_alias="CONCURRENT_CONNECTIONS")
+    modified_at_fields: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, validation_alias="BC_MODIFIED_AT_FIELDS")
     state_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STATE_URL")
     ca_bundle: Optional[str] = Field(None, validation_alias="REQUESTS_CA_BUNDLE")
     home: Path = Field(DEFAULT_HOME, validation_alias="BC_PIPELINE_HOME")
@@ -248,6 +252,20 @@ class SubscriptionSettings(BaseSettings):
     def _concurrency(cls, value: int) -> int:
         if not 1 <= value <= 100:
             raise ValueError(f"must be between 1 and 100, got {value}")
+        return value
+
+    @field_validator("modified_at_fields", mode="before")
+    @classmethod
+    def _modified_at_pairs(cls, value: Any) -> Any:
+        """`customers=SystemModifiedAt,items=SystemModifiedAt`: a page extension's change timestamp per entity."""
+        if isinstance(value, str):
+            pairs = {}
+            for part in filter(None, (p.strip() for p in value.split(","))):
+                entity, sep, field = part.partition("=")
+                if not sep or not re.fullmatch(r"[a-z_]+", entity.strip()) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field.strip()):
+                    raise ValueError(f"expected entity=Field pairs such as customers=SystemModifiedAt, got {part!r}")
+                pairs[entity.strip()] = field.strip()
+            return pairs
         return value
 
     @field_validator("ca_bundle")

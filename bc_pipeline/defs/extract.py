@@ -6,7 +6,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from bc_pipeline.catalog import ENTITIES, Entity
+from bc_pipeline.catalog import ENTITIES, Entity, with_change_field
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import SubscriptionResource
 from bc_pipeline.extraction import extract
@@ -51,7 +51,7 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
         try:
             result, _ = extract(
                 client,
-                entity,
+                with_change_field(entity, client.settings.modified_at_fields),
                 subscription.staging(),
                 subscription.state_engine(),
                 context.run.run_id,

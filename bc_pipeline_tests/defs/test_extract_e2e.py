@@ -54,3 +54,30 @@ def test_a_failure_is_reported_in_the_guides_words(world, instance):
     outcome = run_job("extract_business_central", ["shipping_agents"], instance=instance)
     assert not outcome.success
     assert "Object ID 428" in outcome.error and "ShippingAgents" in outcome.error
+
+
+def test_a_page_extensions_systemmodifiedat_drives_incremental_reads(tmp_path, monkeypatch, instance):
+    from bc_pipeline.sandbox.launcher import SandboxConfig, start_sandbox
+    from bc_pipeline.settings import load_settings
+    from bc_pipeline.state import watermarks
+    from bc_pipeline.state.database import engine_for
+
+    with start_sandbox(SandboxConfig(scale=0.05, state_dir=tmp_path / "sb", system_modified_at=True)) as sandbox:
+        for key, value in sandbox.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("BC_PIPELINE_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("BC_MODIFIED_AT_FIELDS", "customers=SystemModifiedAt")
+        first = run_job("extract_business_central", ["customers"], instance=instance)
+        assert first.success, first.error
+        assert first.extracts["customers"]["rows"] == len(sandbox.records("CustomerCard"))
+        engine = engine_for(load_settings().state_database_url)
+        for consumer in ("company_to_ipaas", "customer_to_ipaas"):  # as their loads do once delivered
+            newest = watermarks.commit_for_consumer(engine, "customers", consumer, first.run_id)
+        assert "T" in newest  # a timestamp, not a date
+        customer = sandbox.records("CustomerCard")[0]["No"]
+        sandbox.edit_record("CustomerCard", customer, {"Phone_No": "555-0111"})
+        second = run_job("extract_business_central", ["customers"], instance=instance)
+        assert second.extracts["customers"]["mode"] == "incremental"
+        assert "SystemModifiedAt ge " in second.extracts["customers"]["filter"]
+        staged = [r["No"] for r in _staged("customers").records()]
+        assert customer in staged and len(staged) < len(sandbox.records("CustomerCard"))
