@@ -19,8 +19,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def upsert(engine: Engine, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
-    """Insert or update rows by primary key, on SQLite and PostgreSQL alike."""
+def upsert(
+    engine: Engine, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], keep: Sequence[str] = ()
+) -> None:
+    """Insert or update rows by primary key, on SQLite and PostgreSQL alike; `keep` columns are not updated."""
     if not rows:
         return
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
@@ -28,8 +30,18 @@ def upsert(engine: Engine, table: Table, rows: Sequence[dict[str, Any]], keys: S
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
             statement = dialect.insert(table).values(chunk)
-            updates = {c: statement.excluded[c] for c in chunk[0] if c not in keys}
+            updates = {c: statement.excluded[c] for c in chunk[0] if c not in keys and c not in keep}
             conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
+
+
+def _delete(engine: Engine, table: Table, group_column: str, group: str, id_column: str, ids: Iterable[str]) -> None:
+    """Delete the rows of one group (a table name, a collection) whose ids are given, in chunks."""
+    ids = list(ids)
+    with engine.begin() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(
+                delete(table).where(and_(table.c[group_column] == group, table.c[id_column].in_(ids[start : start + _CHUNK])))
+            )
 
 
 # -- links -----------------------------------------------------------------------------------
@@ -51,15 +63,7 @@ def save_links(engine: Engine, table_name: str, pairs: Iterable[tuple[str, str]]
 
 
 def forget_links(engine: Engine, table_name: str, external_ids: Iterable[str]) -> None:
-    ids = list(external_ids)
-    with engine.begin() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(
-                delete(ipaas_external_id_links).where(
-                    and_(ipaas_external_id_links.c.table_name == table_name,
-                         ipaas_external_id_links.c.external_id.in_(ids[start : start + _CHUNK]))
-                )
-            )
+    _delete(engine, ipaas_external_id_links, "table_name", table_name, "external_id", external_ids)
 
 
 # -- payload hashes --------------------------------------------------------------------------
@@ -85,15 +89,7 @@ def save_hashes(engine: Engine, collection: str, delivered: Iterable[tuple[str, 
 
 
 def forget_hashes(engine: Engine, collection: str, external_ids: Iterable[str]) -> None:
-    ids = list(external_ids)
-    with engine.begin() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(
-                delete(payload_hashes).where(
-                    and_(payload_hashes.c.collection == collection,
-                         payload_hashes.c.external_id.in_(ids[start : start + _CHUNK]))
-                )
-            )
+    _delete(engine, payload_hashes, "collection", collection, "external_id", external_ids)
 
 
 # -- dead letters ----------------------------------------------------------------------------
@@ -157,24 +153,11 @@ def record_failures(engine: Engine, collection: str, failures: Sequence[dict[str
                 "last_seen": now,
             }
         )
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    with engine.begin() as conn:
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            statement = dialect.insert(dead_letters).values(chunk)
-            updates = {c: statement.excluded[c] for c in chunk[0] if c not in ("collection", "external_id", "first_seen")}
-            conn.execute(statement.on_conflict_do_update(index_elements=["collection", "external_id"], set_=updates))
+    upsert(engine, dead_letters, rows, ("collection", "external_id"), keep=("first_seen",))
 
 
 def clear_dead_letters(engine: Engine, collection: str, external_ids: Iterable[str]) -> None:
-    ids = list(external_ids)
-    with engine.begin() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(
-                delete(dead_letters).where(
-                    and_(dead_letters.c.collection == collection, dead_letters.c.external_id.in_(ids[start : start + _CHUNK]))
-                )
-            )
+    _delete(engine, dead_letters, "collection", collection, "external_id", external_ids)
 
 
 __all__ = [
