@@ -281,9 +281,11 @@ class Loader:
         merged.update(self._with_child_ids(record))
         merged["custom_fields"] = _merge_custom_fields(current.get("custom_fields"), record.payload.get("custom_fields"))
         answer = self.client.replace(self.model, internal_id, merged, parent_id=record.parent_id)
-        ours = self._answer_has_link(answer, record.external_id)
-        if relink or (not ours and answer.get("external_ids") is not None and self.collection.parent is None):
-            # The link was removed on the iPaaS side (or never made): put it back.
+        mine = [e for e in answer.get("external_ids") or []
+                if isinstance(e, dict) and str(e.get("system_id")) == str(self.client.system_id)]
+        if relink or (not mine and answer.get("external_ids") is not None and self.collection.parent is None):
+            # The link was removed on the iPaaS side (or never made): put it back. A record linked to
+            # another BC record (two customers matched to one by e-mail) keeps that link: no tug of war.
             self.client.link(self.table, record.external_id, internal_id)
         return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer)}
 
