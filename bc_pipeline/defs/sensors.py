@@ -13,7 +13,9 @@ from bc_pipeline.mapping.collection import Direction
 from bc_pipeline.state import inbox
 from bc_pipeline.sync_requests import claim_batches, run_config_for
 
-SENSOR_INTERVAL_SECONDS = 5
+# The daemon's sensor loop takes ~5 s; an interval equal to it makes every other tick skip (measured:
+# 40 % of ticks 10 s apart). 1 s means every loop evaluates: p95 webhook → BC fell from 14 s to 11 s.
+SENSOR_INTERVAL_SECONDS = 1
 # A claimed request whose run never finished (the run failed to start, the process died) is retried.
 STALE_AFTER = dt.timedelta(minutes=30)
 
