@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Sequence
 from bc_pipeline.settings import DEFAULT_HOME, PROJECT_DIR, SettingsError, load_settings
 
 
-SANDBOX_IPAAS_LIMIT = 6000
+SANDBOX_IPAAS_LIMIT = 12000
 SANDBOX_IPAAS_WINDOW_SECONDS = 60
 
 
