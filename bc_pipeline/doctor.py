@@ -47,7 +47,11 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
 
     client = BusinessCentralClient(settings)
     try:
-        token = _attempt("token", lambda: (client.tokens.token(), "got an access token from Microsoft Entra ID")[1])
+        def token_check() -> str:
+            client.tokens.token()
+            return "got an access token from Microsoft Entra ID"
+
+        token = _attempt("token", token_check)
         findings.append(token)
         if not token.ok:
             return findings

@@ -34,7 +34,7 @@ def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[li
     keys = [extract_asset_key(find_entity(name)) for name in entities]
     if job_name != "extract_business_central":
         for c in COLLECTIONS.values():
-            if {c.source, *(ch.source for ch in c.children)} <= entities:
+            if set(c.source_entities) <= entities:
                 keys += [transform_key(c), load_key(c)]
     return keys
 

@@ -8,7 +8,8 @@ from typing import Any, Mapping, Optional
 from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME
-from bc_pipeline.mapping.collection import Direction, MappingCollection, load_collections
+from bc_pipeline.mapping.collection import Direction, MappingCollection
+from bc_pipeline.mapping.registry import all_collections
 from bc_pipeline.state import inbox
 
 BATCH_LIMIT = 3000  # what one Manual Sync may carry; one run serves at most this many requests
@@ -35,13 +36,9 @@ class Batch:
         return any(not (r.external_id or r.ipaas_id) or r.source == "bc_webhook" for r in self.requests)
 
 
-def _slug(collection: MappingCollection) -> str:
-    return collection.slug
-
-
 def claim_batches(engine: Engine, limit: int = BATCH_LIMIT) -> tuple[list[Batch], list[inbox.SyncRequest]]:
     """Claim the pending requests, grouped by collection; requests that cannot be served are failed at once."""
-    collections = load_collections()
+    collections = all_collections()
     batches: list[Batch] = []
     refused: list[inbox.SyncRequest] = []
     grouped: dict[str, list[inbox.SyncRequest]] = {}
@@ -60,7 +57,7 @@ def claim_batches(engine: Engine, limit: int = BATCH_LIMIT) -> tuple[list[Batch]
         collection = collections[name]
         first, last = requests[0].id, requests[-1].id
         attempt = max(r.attempts for r in requests) + 1
-        key = f"inbox-{_slug(collection)}-{first}-{last}-a{attempt}"
+        key = f"inbox-{collection.slug}-{first}-{last}-a{attempt}"
         held = set(inbox.claim(engine, [r.id for r in requests], run_id=key, batch_key=key))
         mine = [r for r in requests if r.id in held]
         if mine:
@@ -106,7 +103,7 @@ def finish_to_ipaas_batch(engine: Engine, batch_key: str, records: list, report)
     failures: dict[str, Optional[str]] = dict(report.failures)
     for row in rows:
         if row.external_id and row.external_id not in mapped and row.external_id not in failures:
-            collection = load_collections().get(row.collection)
+            collection = all_collections().get(row.collection)
             service = BY_NAME[collection.source].service if collection else "Business Central"
             failures[row.external_id] = (
                 f"{row.external_id!r} was not found in {service}, or the collection's filter excludes it"

@@ -14,10 +14,10 @@ from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME, Entity
 from bc_pipeline.clients.business_central import BusinessCentralClient
-from bc_pipeline.clients.errors import EntityChangedError, NotPublishedError, PipelineError, ServiceError
+from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError
 from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.mapping.collection import Child, MappingCollection
-from bc_pipeline.mapping.engine import _map_rules, filter_mask
+from bc_pipeline.mapping.engine import filter_mask, map_rules
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class BcWriter:
         frame = pd.DataFrame(rows) if rows else pd.DataFrame()
         if frame.empty:
             return [], []
-        return _map_rules(rules, custom, frame, self._links)
+        return map_rules(rules, custom, frame, self._links)
 
     def _one(self, ipaas_id: str, previous: Optional[tuple[str, str]]) -> tuple[WriteOutcome, Optional[str]]:
         c = self.collection
@@ -180,7 +180,7 @@ class BcWriter:
         try:
             record = self.bc.get(self.entity.service, keys)
         except ServiceError as exc:
-            if exc.status == 404 and not isinstance(exc, NotPublishedError):
+            if exc.status == 404:  # a record read: 404 means no such record, not an unpublished service
                 return None
             raise
         return self.entity.external_id(record)

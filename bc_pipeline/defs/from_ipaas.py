@@ -7,14 +7,13 @@ from pydantic import Field
 
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
-from bc_pipeline.mapping.collection import Direction, MappingCollection, load_collections
+from bc_pipeline.mapping.collection import MappingCollection
+from bc_pipeline.mapping.registry import from_ipaas_collections
 from bc_pipeline.writing import BcWriter
 
 GROUP = "from_ipaas"
 
-FROM_COLLECTIONS: dict[str, MappingCollection] = {
-    c.slug: c for c in load_collections().values() if c.direction is Direction.FROM_IPAAS
-}
+FROM_COLLECTIONS: dict[str, MappingCollection] = from_ipaas_collections()
 
 
 class WriteConfig(dg.Config):

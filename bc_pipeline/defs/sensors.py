@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
+from bc_pipeline.catalog import BY_NAME
 from bc_pipeline.defs.extract import extract_asset_key
 from bc_pipeline.defs.from_ipaas import sync_from_ipaas, write_key
 from bc_pipeline.defs.jobs import sync_to_ipaas
@@ -24,10 +25,7 @@ def _selection(batch) -> list[dg.AssetKey]:
     c = batch.collection
     if c.direction is Direction.FROM_IPAAS:
         return [write_key(c)]
-    from bc_pipeline.catalog import BY_NAME
-
-    sources = [c.source] + [child.source for child in c.children]
-    return [extract_asset_key(BY_NAME[s]) for s in dict.fromkeys(sources)] + [transform_key(c), load_key(c)]
+    return [extract_asset_key(BY_NAME[s]) for s in c.source_entities] + [transform_key(c), load_key(c)]
 
 
 @dg.sensor(

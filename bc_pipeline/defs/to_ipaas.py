@@ -4,6 +4,7 @@ from typing import Optional
 
 import dagster as dg
 
+from bc_pipeline.catalog import BY_NAME
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.extract import extract_asset_key
 from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
@@ -27,8 +28,7 @@ def load_key(collection: MappingCollection) -> dg.AssetKey:
 
 
 def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
-    sources = [collection.source] + [child.source for child in collection.children]
-    deps = [extract_asset_key_by_name(s) for s in dict.fromkeys(sources)] + [load_key(p) for p in parents_of(collection)]
+    deps = [extract_asset_key(BY_NAME[s]) for s in collection.source_entities] + [load_key(p) for p in parents_of(collection)]
 
     @dg.asset(
         key=transform_key(collection),
@@ -56,12 +56,6 @@ def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
     return _transform
 
 
-def extract_asset_key_by_name(entity_name: str) -> dg.AssetKey:
-    from bc_pipeline.catalog import BY_NAME
-
-    return extract_asset_key(BY_NAME[entity_name])
-
-
 class LoadConfig(dg.Config):
     inbox_batch: Optional[str] = None  # the sync-request batch this run serves (set by the sensor)
 
@@ -86,7 +80,7 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
             report = Loader(client, engine, collection).load(records)
         finally:
             client.close()
-        for entity in dict.fromkeys([collection.source] + [c.source for c in collection.children]):
+        for entity in collection.source_entities:
             watermarks.commit_for_consumer(engine, entity, collection.slug, context.run.run_id)
         if config.inbox_batch:
             from bc_pipeline.sync_requests import finish_to_ipaas_batch

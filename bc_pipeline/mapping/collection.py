@@ -211,6 +211,11 @@ class MappingCollection(_Strict):
         """The Business Central entity read (TO iPaaS) or written (FROM iPaaS)."""
         return BY_NAME[self.source if self.direction is Direction.TO_IPAAS else self.target_model]
 
+    @property
+    def source_entities(self) -> list[str]:
+        """TO iPaaS: the catalog entities the collection reads, its own source first, then its children's."""
+        return list(dict.fromkeys([self.source, *(child.source for child in self.children)]))
+
     def referenced_tables(self) -> set[str]:
         tables = {r.reference.table for r in self._all_rules() if r.reference}
         if self.parent:
@@ -249,7 +254,7 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
     for i, child in enumerate(c.children):
         child_entity = BY_NAME.get(child.model)
         if child_entity is None or child.source not in MODEL_FIELDS:
-            problems.append((("children", i), f"a child maps an iPaaS.com model (source) to a BC entity (model)"))
+            problems.append((("children", i), "a child maps an iPaaS.com model (source) to a BC entity (model)"))
             continue
         check(child.fields, child.source, child_entity, ("children", i, "fields"))
     return problems

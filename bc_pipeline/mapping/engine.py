@@ -179,7 +179,7 @@ def _to_python(value: Any) -> Any:
     return value
 
 
-def _map_rules(
+def map_rules(
     rules: Mapping[str, FieldRule], custom: list, frame: pd.DataFrame, links: LinkLookup
 ) -> tuple[list[dict[str, Any]], list[Optional[str]]]:
     """Payload dicts (with custom_fields) and a per-row error, for the rows of `frame` in order."""
@@ -214,7 +214,7 @@ def _map_children(child: Child, frame: pd.DataFrame, links: LinkLookup) -> dict[
     if frame.empty:
         return {}
     frame = frame[filter_mask(child.filter, frame)]
-    payloads, _ = _map_rules(child.fields, child.custom_fields, frame, links)
+    payloads, _ = map_rules(child.fields, child.custom_fields, frame, links)
     external_ids = _template(frame, child.external_id).tolist()
     parent_keys = _column(frame, child.child_key).map(_plain_text).tolist()
     grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -240,7 +240,7 @@ def apply_collection(
         frame = frame.groupby(agg.by, dropna=False, sort=False).agg({**sums, **firsts}).reset_index()
     if frame.empty:
         return []
-    payloads, errors = _map_rules(collection.fields, collection.custom_fields, frame, links)
+    payloads, errors = map_rules(collection.fields, collection.custom_fields, frame, links)
     external_ids = _template(frame, collection.external_id).tolist()
     parent_ids: list[Optional[str]] = [None] * len(frame)
     if collection.parent is not None:

@@ -8,9 +8,19 @@ from bc_pipeline.mapping.collection import Direction, MappingCollection, load_co
 
 
 @lru_cache(maxsize=1)
+def all_collections() -> dict[str, MappingCollection]:
+    """Every shipped collection by name, read once per process (the sensor asks every second)."""
+    return load_collections()
+
+
 def to_ipaas_collections() -> dict[str, MappingCollection]:
     """TO_IPAAS collections by slug (asset name)."""
-    return {c.slug: c for c in load_collections().values() if c.direction is Direction.TO_IPAAS}
+    return {c.slug: c for c in all_collections().values() if c.direction is Direction.TO_IPAAS}
+
+
+def from_ipaas_collections() -> dict[str, MappingCollection]:
+    """FROM_IPAAS collections by slug (asset name)."""
+    return {c.slug: c for c in all_collections().values() if c.direction is Direction.FROM_IPAAS}
 
 
 def consumers_of(entity: str) -> list[str]:
@@ -18,7 +28,7 @@ def consumers_of(entity: str) -> list[str]:
     return [
         c.slug
         for c in to_ipaas_collections().values()
-        if c.source == entity or any(child.source == entity for child in c.children)
+        if entity in c.source_entities
     ]
 
 

@@ -22,13 +22,6 @@ _REPORTED_PROBLEMS = 50
 # The FROM-iPaaS collections the integration guide names. Their YAML files are being added; until a file
 # exists, the name is still a valid target so webhooks and Manual Sync can queue for it. This is the one
 # place to change: once every file is in mapping/collections/, this tuple can be emptied.
-PENDING_FROM_IPAAS_COLLECTIONS: tuple[str, ...] = (
-    "Dynamics Sales Order Add/Update From iPaaS",
-    "Dynamics Customer Add/Update From iPaaS",
-    "Dynamics Company Add/Update From iPaaS",
-    "Dynamics Product Add/Update From iPaaS",
-)
-
 # A scope's model (`<model>/<action>`) → its default collections: (TO iPaaS, FROM iPaaS). A notification
 # with `external_id` (a BC key) goes to the first, one with `id` (an iPaaS.com id) to the second.
 SCOPE_COLLECTIONS: dict[str, tuple[Optional[str], Optional[str]]] = {
@@ -123,14 +116,11 @@ class KnownCollections:
 
 @functools.lru_cache(maxsize=8)
 def _known(directory: str) -> KnownCollections:
-    directions = {name: "FROM_IPAAS" for name in PENDING_FROM_IPAAS_COLLECTIONS}
-    for name, collection in load_collections(Path(directory)).items():
-        directions[name] = collection.direction.value
-    return KnownCollections(directions)
+    return KnownCollections({name: c.direction.value for name, c in load_collections(Path(directory)).items()})
 
 
 def known_collections(directory: Optional[Path] = None) -> KnownCollections:
-    """The mapping collections' names and directions, plus the guide's FROM collections not yet written."""
+    """The mapping collections' names and directions."""
     return _known(str(Path(directory or COLLECTIONS_DIR).resolve()))
 
 
@@ -358,6 +348,6 @@ def bc_requests(items: list[dict[str, Any]], known: KnownCollections) -> tuple[l
 
 __all__ = [
     "ACTIONS", "BC_ENTITY_SCOPES", "KnownCollections", "MAX_NOTIFICATIONS", "NotificationError",
-    "PENDING_FROM_IPAAS_COLLECTIONS", "Problem", "SCOPE_COLLECTIONS", "SYSTEM", "bc_notifications", "bc_requests",
+    "Problem", "SCOPE_COLLECTIONS", "SYSTEM", "bc_notifications", "bc_requests",
     "check_id", "ipaas_requests", "known_collections", "parse_scope", "scope_model_for", "to_request", "to_requests",
 ]
