@@ -10,6 +10,7 @@ from urllib.parse import quote
 import dagster as dg
 import pytest
 
+from bc_pipeline.clients.auth import forget_shared_token_providers
 from bc_pipeline.sandbox.launcher import SandboxConfig, SandboxHandle, start_sandbox
 
 SANDBOX_SCALE = 0.05
@@ -68,6 +69,7 @@ def sandbox(tmp_path_factory) -> Iterator[SandboxHandle]:
 def world(sandbox: SandboxHandle, tmp_path: Path, monkeypatch) -> World:
     """A reseeded sandbox, an empty iPaaS.com, and a pipeline home of the test's own."""
     sandbox.reset()
+    forget_shared_token_providers()  # each test starts without a cached token
     sandbox.session.post(f"{sandbox.base_url}/_sandbox/ipaas/reset", timeout=60).raise_for_status()
     home = tmp_path / "home"
     for key in list(os.environ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -104,6 +105,32 @@ class TokenProvider:
 
     def authorization_header(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token()}"}
+
+
+_shared: dict[str, TokenProvider] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_token_provider(settings: SubscriptionSettings) -> TokenProvider:
+    """One provider (one MSAL app, one cached token) per app registration in this process: the assets of
+    an in-process run would otherwise each do tenant discovery and get a token of their own."""
+    settings.require_bc()
+    secret = settings.client_secret.get_secret_value()
+    key = "\x1f".join((settings.authority, settings.client_id, settings.scope, str(settings.verify),
+                       hashlib.sha256(secret.encode()).hexdigest()))
+    with _shared_lock:
+        provider = _shared.get(key)
+        if provider is None:
+            from bc_pipeline.clients.transport import new_session
+
+            provider = _shared[key] = TokenProvider(settings, session=new_session(settings.verify, pool_size=2))
+        return provider
+
+
+def forget_shared_token_providers() -> None:
+    """Drop every shared provider (for a process that wants fresh tokens, e.g. between tests)."""
+    with _shared_lock:
+        _shared.clear()
 
 
 def _without_secret(text: str, settings: SubscriptionSettings) -> str:

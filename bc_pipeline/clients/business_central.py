@@ -10,7 +10,7 @@ import orjson
 import requests
 
 from bc_pipeline.clients import odata
-from bc_pipeline.clients.auth import TokenProvider
+from bc_pipeline.clients.auth import shared_token_provider
 from bc_pipeline.clients.errors import BusinessCentralError, bc_error_from_response
 from bc_pipeline.clients.throttle import Throttle, throttle_key
 from bc_pipeline.clients.transport import ThrottledTransport, TrafficCounter, new_session
@@ -45,7 +45,7 @@ class BusinessCentralClient:
         self.settings = settings
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.session = new_session(settings.verify, pool_size=max(settings.concurrent_connections, 2))
-        self.tokens = TokenProvider(settings, session=new_session(settings.verify, pool_size=2))
+        self.tokens = shared_token_provider(settings)
         self.throttle = Throttle(
             settings.home / "throttle",
             throttle_key("business-central", settings.api_url, settings.tenant_id or "", settings.client_id or ""),
