@@ -159,7 +159,8 @@ class BcWriter:
             bc_key, kind = self._create(values, ipaas_id, record), "created"
         outcome = WriteOutcome(ipaas_id, kind, bc_key=bc_key)
         for child in c.children:
-            created, updated = self._write_children(child, bc_key, record, children[child.name])
+            created, updated = self._write_children(child, bc_key, record, children[child.name],
+                                                    new_parent=kind == "created")
             outcome.lines_created += created
             outcome.lines_updated += updated
             if (created or updated) and outcome.kind == "unchanged":
@@ -236,13 +237,16 @@ class BcWriter:
         ]
 
     def _write_children(self, child: Child, parent_key: str, record: dict[str, Any],
-                        lines: list[dict[str, Any]]) -> tuple[int, int]:
+                        lines: list[dict[str, Any]], *, new_parent: bool) -> tuple[int, int]:
+        """Each line: PATCH if linked, else POST and link. Lines of a header created just now cannot be
+        linked yet, so they are not looked up."""
         entity = BY_NAME[child.model]
         created = updated = 0
         for line in lines:
             line = dict(line)
             line_ipaas_id = line.pop("_ipaas_id")
-            line_key = self._linked_key(child.table, line_ipaas_id) if child.table and line_ipaas_id != "None" else None
+            lookable = child.table and line_ipaas_id != "None" and not new_parent
+            line_key = self._linked_key(child.table, line_ipaas_id) if lookable else None
             try:
                 if line_key is not None:
                     keys = entity.keys_from_external_id(line_key)
