@@ -19,12 +19,17 @@ SANDBOX_IPAAS_WINDOW_SECONDS = 60
 
 
 def ensure_dagster_home() -> Path:
-    """Runs are recorded in a project-local DAGSTER_HOME unless the user set one."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME / "dagster_home")
+    """Runs are recorded in a project-local DAGSTER_HOME unless the user set one.
+
+    The project-local one always holds the repo's dagster.yaml (kept in step when it changes); a
+    DAGSTER_HOME of the user's own only gets it when it has none.
+    """
+    own = os.environ.get("DAGSTER_HOME")
+    home = Path(own or DEFAULT_HOME / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     source = PROJECT_DIR / "dagster.yaml"
     target = home / "dagster.yaml"
-    if source.exists() and not target.exists():
+    if source.exists() and (not target.exists() or (not own and target.read_bytes() != source.read_bytes())):
         shutil.copyfile(source, target)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
