@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from pathlib import Path
@@ -10,6 +11,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bc_pipeline.catalog import BY_NAME
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # A checkout keeps its state beside the code; an installed package keeps it in the working directory.
@@ -106,6 +111,9 @@ LABELS: dict[str, str] = {
 
 BC_REQUIRED = ("company_name", "tenant_id", "client_id", "client_secret", "environment")
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")
+_ODATA_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# What bc_pipeline.state.database drives: SQLite (the default) and PostgreSQL through psycopg 3.
+SUPPORTED_STATE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 
 
 class SettingsError(ValueError):
@@ -126,7 +134,10 @@ def describe_problem(field: str, problem: str) -> str:
     return text
 
 
-def _https_url(value: str, field: str) -> str:
+def _https_url(value: str) -> str:
+    """A base URL without credentials; the value is echoed only when it holds none."""
+    if "@" in value:
+        raise ValueError("must not carry credentials (user:password@); give the URL without them")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.netloc:
         raise ValueError(f"must be an https:// URL, got {value!r}")
@@ -136,7 +147,8 @@ def _https_url(value: str, field: str) -> str:
 class SubscriptionSettings(BaseSettings):
     """The guide's subscription fields plus the pipeline's own (state database, CA bundle)."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+    # Only the documented variables (the aliases) are read: by field name, HOME would become `home`.
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
 
     name: str = Field("Dynamics365_Integration", validation_alias="BC_SUBSCRIPTION_NAME")
     version: str = Field("v1.0", validation_alias="BC_SUBSCRIPTION_VERSION")
@@ -163,6 +175,10 @@ class SubscriptionSettings(BaseSettings):
     state_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STATE_URL")
     ca_bundle: Optional[str] = Field(None, validation_alias="REQUESTS_CA_BUNDLE")
     home: Path = Field(DEFAULT_HOME, validation_alias="BC_PIPELINE_HOME")
+
+    def __init__(self, **values: Any) -> None:
+        """Code may give fields by name; the environment only ever by their documented variables."""
+        super().__init__(**_by_alias(values))
 
     @field_validator("company_name", "tenant_id", "client_id", "environment", "ipaas_system_id", mode="before")
     @classmethod
@@ -230,8 +246,8 @@ class SubscriptionSettings(BaseSettings):
 
     @field_validator("api_url", "authority_host", "ipaas_api_url")
     @classmethod
-    def _urls(cls, value: str, info) -> str:
-        return _https_url(value.strip(), info.field_name)
+    def _urls(cls, value: str) -> str:
+        return _https_url(value.strip())
 
     @field_validator("bc_throttle_limit", "ipaas_throttle_limit")
     @classmethod
@@ -243,6 +259,8 @@ class SubscriptionSettings(BaseSettings):
     @field_validator("bc_throttle_seconds", "ipaas_throttle_seconds")
     @classmethod
     def _positive_window(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number of seconds, got {value}")
         if value <= 0:
             raise ValueError(f"must be more than 0 seconds, got {value}")
         return value
@@ -262,11 +280,39 @@ class SubscriptionSettings(BaseSettings):
             pairs = {}
             for part in filter(None, (p.strip() for p in value.split(","))):
                 entity, sep, field = part.partition("=")
-                if not sep or not re.fullmatch(r"[a-z_]+", entity.strip()) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field.strip()):
+                if not sep:
                     raise ValueError(f"expected entity=Field pairs such as customers=SystemModifiedAt, got {part!r}")
                 pairs[entity.strip()] = field.strip()
             return pairs
         return value
+
+    @field_validator("modified_at_fields")
+    @classmethod
+    def _modified_at_known(cls, value: dict[str, str]) -> dict[str, str]:
+        for entity, field in value.items():
+            if entity not in BY_NAME:
+                raise ValueError(f"unknown entity {entity!r}; known: {', '.join(BY_NAME)}")
+            if not _ODATA_IDENTIFIER.fullmatch(field):
+                raise ValueError(
+                    f"{field!r} for {entity} is not an OData field name (a letter or _, then letters, digits or _)"
+                )
+        return value
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url_supported(cls, value: Optional[str]) -> Optional[str]:
+        """Parsed up front so a bad URL fails before any step; its password is never echoed."""
+        if value is None or not value.strip():
+            return None
+        try:
+            driver = make_url(value.strip()).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a SQLAlchemy URL (e.g. sqlite:////path/state.sqlite or postgresql+psycopg://user@host/db)"
+            ) from None
+        if driver not in SUPPORTED_STATE_DRIVERS:
+            raise ValueError(f"unsupported database {driver!r}; supported: {', '.join(SUPPORTED_STATE_DRIVERS)}")
+        return value.strip()
 
     @field_validator("ca_bundle")
     @classmethod
@@ -325,7 +371,7 @@ def load_settings(overrides: Optional[Mapping[str, Any]] = None, *, from_environ
     try:
         if from_environment:
             return SubscriptionSettings(**values)
-        return SubscriptionSettings.model_validate(values)
+        return SubscriptionSettings.model_validate(_by_alias(values))
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -337,6 +383,12 @@ def load_settings(overrides: Optional[Mapping[str, Any]] = None, *, from_environ
                 message = message.strip()
             problems.append(describe_problem(field, message))
         raise SettingsError(problems) from None
+
+
+def _by_alias(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values keyed by field name (`home`) re-keyed by their documented variable (`BC_PIPELINE_HOME`)."""
+    fields = SubscriptionSettings.model_fields
+    return {(fields[k].validation_alias if k in fields else k): v for k, v in values.items()}
 
 
 def _field_for(location: str) -> str:

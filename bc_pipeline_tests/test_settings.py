@@ -2,7 +2,7 @@
 
 import pytest
 
-from bc_pipeline.settings import SettingsError, load_settings
+from bc_pipeline.settings import DEFAULT_HOME, SettingsError, load_settings
 
 GOOD = {
     "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
@@ -18,6 +18,13 @@ def clean_environment(monkeypatch):
     for name in ("BC_TENANT_ID", "BC_CLIENT_ID", "BC_CLIENT_SECRET", "BC_COMPANY_NAME", "BC_ENVIRONMENT", "BC_GRANT_TYPE",
                  "BC_SCOPE", "BC_API_URL", "BC_THROTTLE_LIMIT", "CONCURRENT_CONNECTIONS", "REQUESTS_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
+
+
+def _refusal(**changes) -> str:
+    """The error the GOOD settings with `changes` are refused with."""
+    with pytest.raises(SettingsError) as error:
+        load_settings({**GOOD, **changes})
+    return str(error.value)
 
 
 def test_defaults_follow_the_guide_and_business_centrals_documented_limits():
@@ -92,3 +99,106 @@ def test_the_secret_never_appears_in_the_settings_repr_or_errors():
     with pytest.raises(SettingsError) as error:
         load_settings({**GOOD, "grant_type": "password"})
     assert "s3cr3t-value" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["HOME", "NAME", "VERSION", "ENVIRONMENT", "SCOPE", "STATE_URL", "API_URL", "TENANT_ID"])
+def test_a_variable_named_like_a_field_is_not_a_setting(monkeypatch, name):
+    default = load_settings()
+    monkeypatch.setenv(name, "evil")
+    assert load_settings() == default
+
+
+def test_home_name_version_environment_and_scope_from_the_environment_leave_the_defaults(monkeypatch):
+    monkeypatch.delenv("BC_PIPELINE_HOME", raising=False)
+    for name, value in {"HOME": "/tmp/x", "NAME": "evil", "ENVIRONMENT": "evil", "SCOPE": "evil", "VERSION": "evil"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.home == DEFAULT_HOME
+    assert (settings.name, settings.version, settings.environment) == ("Dynamics365_Integration", "v1.0", None)
+    assert settings.scope == "https://api.businesscentral.dynamics.com/.default"
+
+
+def test_overrides_by_field_name_still_apply(tmp_path):
+    settings = load_settings({**GOOD, "home": tmp_path, "state_url": f"sqlite:///{tmp_path}/s.sqlite"})
+    assert (settings.home, settings.environment) == (tmp_path, "Production")
+    assert load_settings({"home": tmp_path}, from_environment=False).home == tmp_path
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("bc_throttle_seconds", "nan", "API Throttle Seconds (BC_THROTTLE_SECONDS): must be a finite number"),
+        ("bc_throttle_seconds", "inf", "API Throttle Seconds (BC_THROTTLE_SECONDS): must be a finite number"),
+        ("ipaas_throttle_seconds", "nan", "API Throttle Seconds (to iPaaS) (IPAAS_THROTTLE_SECONDS): must be a finite"),
+        ("ipaas_throttle_seconds", "-infinity", "(IPAAS_THROTTLE_SECONDS): must be a finite number"),
+        ("ipaas_throttle_seconds", -1, "(IPAAS_THROTTLE_SECONDS): must be more than 0"),
+        ("bc_throttle_limit", "inf", "API Throttle Limit (BC_THROTTLE_LIMIT)"),
+        ("ipaas_throttle_limit", 0, "API Throttle Limit (to iPaaS) (IPAAS_THROTTLE_LIMIT): must be at least 1"),
+        ("ipaas_throttle_limit", "nan", "(IPAAS_THROTTLE_LIMIT)"),
+    ],
+)
+def test_non_finite_and_non_positive_throttles_are_refused_by_name(field, value, fragment):
+    assert fragment in _refusal(**{field: value})
+
+
+@pytest.mark.parametrize("name", ["BC_THROTTLE_SECONDS", "IPAAS_THROTTLE_SECONDS", "BC_THROTTLE_LIMIT", "IPAAS_THROTTLE_LIMIT"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5"])
+def test_non_finite_and_non_positive_throttles_from_the_environment_are_refused(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert f"({name}):" in _refusal()
+
+
+@pytest.mark.parametrize(
+    "field, env, url",
+    [
+        ("api_url", "BC_API_URL", "https://user:hunter2@api.businesscentral.dynamics.com"),
+        ("ipaas_api_url", "IPAAS_API_URL", "https://token:hunter2@api.ipaas.com/"),
+        ("authority_host", "BC_AUTHORITY_HOST", "https://hunter2@login.microsoftonline.com"),
+    ],
+)
+def test_credentials_inside_a_url_are_refused_without_echoing_them(field, env, url):
+    text = _refusal(**{field: url})
+    assert f"({env}): must not carry credentials" in text
+    assert "hunter2" not in text
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("nosuch=X", "unknown entity 'nosuch'; known: customer_price_groups, locations"),
+        ("customers=SystemModifiedAt,itmes=SystemModifiedAt", "unknown entity 'itmes'; known:"),
+        ("customers=System ModifiedAt", "'System ModifiedAt' for customers is not an OData field name"),
+        ("customers=1st", "'1st' for customers is not an OData field name"),
+        ("customers", "expected entity=Field pairs such as customers=SystemModifiedAt"),
+    ],
+)
+def test_modified_at_fields_name_known_entities_and_odata_fields(value, fragment):
+    text = _refusal(modified_at_fields=value)
+    assert "Change-date fields (BC_MODIFIED_AT_FIELDS)" in text
+    assert fragment in text
+
+
+def test_modified_at_fields_for_known_entities_are_kept():
+    settings = load_settings({**GOOD, "modified_at_fields": "customers=SystemModifiedAt, items=SystemModifiedAt"})
+    assert settings.modified_at_fields == {"customers": "SystemModifiedAt", "items": "SystemModifiedAt"}
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("notaurl", "State database URL (BC_PIPELINE_STATE_URL): not a SQLAlchemy URL"),
+        ("mysql://x", "unsupported database 'mysql'; supported: sqlite, sqlite+pysqlite, postgresql+psycopg"),
+        ("postgresql://u:hunter2@db/state", "unsupported database 'postgresql'"),
+        ("mysql+pymysql://u:hunter2@db/state", "unsupported database 'mysql+pymysql'"),
+        ("://u:hunter2@db/x", "not a SQLAlchemy URL"),
+    ],
+)
+def test_a_state_url_is_checked_up_front_without_echoing_its_password(url, fragment):
+    text = _refusal(state_url=url)
+    assert fragment in text
+    assert "hunter2" not in text
+
+
+@pytest.mark.parametrize("url", ["sqlite:////tmp/state.sqlite", "sqlite://", "postgresql+psycopg://u:pw@db:5432/state"])
+def test_supported_state_urls_are_kept(url):
+    assert load_settings({**GOOD, "state_url": url}).state_database_url == url

@@ -229,6 +229,23 @@ class MappingCollection(_Strict):
         return rules
 
 
+def _check_external_id(template: str, entity: Entity, where: tuple, field_of: str) -> list[tuple[tuple, str]]:
+    """An external id must differ per record: without a placeholder every record would share one."""
+    names = PLACEHOLDER.findall(template)
+    if not names:
+        return [(where, f"{template!r} has no {{placeholder}}, so every record would get the same external id; "
+                        f'write "{_suggested_external_id(template, entity)}"')]
+    return [(where, f"{name!r} is not a field {field_of}") for name in names if name not in entity.select]
+
+
+def _suggested_external_id(template: str, entity: Entity) -> str:
+    """The fields the user named, in braces; else the entity's key, as the guide builds external ids."""
+    parts = [p.strip() for p in template.split("|")]
+    if not all(p in entity.select for p in parts):
+        parts = [k for k in entity.keys if k != "Document_Type"]
+    return "|".join(f"{{{p}}}" for p in parts)
+
+
 def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
     """FROM iPaaS: sources are iPaaS.com fields (or `custom_fields.<name>`), targets are the BC page's fields."""
     problems: list[tuple[tuple, str]] = []
@@ -248,6 +265,7 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
 
     check(c.fields, c.source, entity, ("fields",))
     check(c.add_only_fields, c.source, entity, ("add_only_fields",))
+    problems += _check_external_id(c.external_id, entity, ("external_id",), f"of {entity.service} in the catalog")
     for i, rule in enumerate(c.filter):
         if rule.field not in MODEL_FIELDS[c.source]:
             problems.append((("filter", i, "field"), f"{c.source} has no field {rule.field!r}"))
@@ -257,6 +275,8 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
             problems.append((("children", i), "a child maps an iPaaS.com model (source) to a BC entity (model)"))
             continue
         check(child.fields, child.source, child_entity, ("children", i, "fields"))
+        problems += _check_external_id(child.external_id, child_entity, ("children", i, "external_id"),
+                                       f"of {child_entity.service} in the catalog")
     return problems
 
 
@@ -286,9 +306,7 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
         for f in cf.source_fields():
             if f not in entity.select:
                 problems.append((("custom_fields", i), f"{f!r} is not a field extracted from {entity.service}"))
-    for placeholder in PLACEHOLDER.findall(c.external_id):
-        if placeholder not in entity.select:
-            problems.append((("external_id",), f"{placeholder!r} is not a field extracted from {entity.service}"))
+    problems += _check_external_id(c.external_id, entity, ("external_id",), f"extracted from {entity.service}")
     for i, rule in enumerate(c.filter):
         if rule.field not in entity.select:
             problems.append((("filter", i, "field"), f"{rule.field!r} is not a field extracted from {entity.service}"))
@@ -306,6 +324,8 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
             problems.append((("children", i, "model"), f"unknown iPaaS.com model {child.model!r}"))
             continue
         check_rules(child.fields, child_entity, child.model, ("children", i, "fields"))
+        problems += _check_external_id(child.external_id, child_entity, ("children", i, "external_id"),
+                                       f"extracted from {child_entity.service}")
     return problems
 
 

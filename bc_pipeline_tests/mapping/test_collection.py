@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from bc_pipeline.mapping.collection import CollectionError, load_collection, load_collections
+from bc_pipeline.mapping.collection import COLLECTIONS_DIR, CollectionError, load_collection, load_collections
 
 VALID = """\
 name: Dynamics Location Add/Update to iPaaS
@@ -23,6 +23,13 @@ def _write(tmp_path, text):
     path = tmp_path / "collection.yaml"
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def _refusal(tmp_path, text) -> str:
+    """The error a collection written from `text` is refused with."""
+    with pytest.raises(CollectionError) as error:
+        load_collection(_write(tmp_path, text))
+    return str(error.value)
 
 
 def test_the_shipped_collections_load_and_are_named_as_ipaas_names_them():
@@ -81,3 +88,44 @@ def test_a_field_with_two_origins_is_refused(tmp_path):
     with pytest.raises(CollectionError) as error:
         load_collection(_write(tmp_path, VALID.replace("name: Code", "name: {source: Code, value: X}")))
     assert "line 8, fields.name: give exactly one of source, value or template" in str(error.value)
+
+
+def test_an_external_id_without_a_placeholder_is_refused_with_what_to_write(tmp_path):
+    message = _refusal(tmp_path, VALID.replace('"{Code}"', '"Code"'))
+    assert message == (
+        "collection.yaml, line 6, external_id: 'Code' has no {placeholder}, so every record would get the same "
+        'external id; write "{Code}"'
+    )
+
+
+def test_a_shipped_product_collection_with_a_constant_external_id_does_not_load(tmp_path):
+    text = (COLLECTIONS_DIR / "product_to_ipaas.yaml").read_text().replace('external_id: "{No}"', 'external_id: "No"')
+    message = _refusal(tmp_path, text)
+    assert "external_id: 'No' has no {placeholder}" in message and 'write "{No}"' in message
+
+
+def test_a_constant_external_id_that_names_no_field_is_told_the_entitys_key(tmp_path):
+    message = _refusal(tmp_path, VALID.replace('"{Code}"', '"location"'))
+    assert "external_id: 'location' has no {placeholder}" in message and 'write "{Code}"' in message
+
+
+def test_a_childs_constant_or_unknown_external_id_is_refused(tmp_path):
+    text = (COLLECTIONS_DIR / "sales_order_to_ipaas.yaml").read_text()
+    message = _refusal(tmp_path, text.replace('"{Document_No}|{Line_No}"', '"Document_No|Line_No"'))
+    assert "children.0.external_id: 'Document_No|Line_No' has no {placeholder}" in message
+    assert 'write "{Document_No}|{Line_No}"' in message
+    message = _refusal(tmp_path, text.replace('"{Document_No}|{Line_No}"', '"{Document_No}|{Line}"'))
+    assert "children.0.external_id: 'Line' is not a field extracted from SalesOrderLines" in message
+
+
+def test_a_from_ipaas_external_id_is_checked_against_the_business_central_entity(tmp_path):
+    text = (COLLECTIONS_DIR / "product_from_ipaas.yaml").read_text()
+    message = _refusal(tmp_path, text.replace('external_id: "{No}"', 'external_id: "No"'))
+    assert "external_id: 'No' has no {placeholder}" in message
+    message = _refusal(tmp_path, text.replace('external_id: "{No}"', 'external_id: "{Nr}"'))
+    assert "external_id: 'Nr' is not a field of ItemCard in the catalog" in message
+
+
+def test_an_external_id_placeholder_the_catalog_does_not_extract_is_named(tmp_path):
+    message = _refusal(tmp_path, VALID.replace('"{Code}"', '"{Cdoe}"'))
+    assert message == "collection.yaml, line 6, external_id: 'Cdoe' is not a field extracted from Locations"
