@@ -6,6 +6,8 @@
   GET    /_sandbox/bc/records/{Service}        {"value": [records]}; optional ?$filter=... and ?key=...
   POST   /_sandbox/bc/records/{Service}        edit as another user: {"key": ..., "changes": {...}};
                                                {"key": ..., "delete": true}; {"record": {...}} inserts
+  GET    /_sandbox/bc/counts/{Service}?by=Field  {"count"} of the records (optional ?$filter=...); with by:
+                                               "distinct", "missing" and "duplicates" {value: n} of that field
   GET    /_sandbox/faults                      {"faults": [...], "published": [...], "denied_clients": [...]}
   POST   /_sandbox/faults                      {"faults": [rule or action, ...]} or one rule/action (faults.py)
   DELETE /_sandbox/faults                      clear rules, republish the configured services, undeny clients
@@ -25,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import odata
 from .bc_errors import BCError
+from .counts import tally
 from .faults import ACTIONS, FaultSpecError
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -89,12 +92,15 @@ async def _route(app, request: Request, path: str) -> Response:
             for spec in specs:
                 _apply(state, spec)
             return OrjsonResponse(_faults_view(state))
-    if len(parts) == 3 and parts[:2] == ["bc", "records"]:
+    if len(parts) == 3 and parts[:2] in (["bc", "records"], ["bc", "counts"]):
         service = state.services.get(parts[2])
         if service is None:
             return _error(404, f"unknown service {parts[2]!r}; known: {', '.join(state.services)}")
+        params = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        if method == "GET" and parts[1] == "counts":
+            return _counts(state, service, params)
         if method == "GET":
-            return _records(state, service, dict(parse_qsl(request.url.query, keep_blank_values=True)))
+            return _records(state, service, params)
         if method == "POST":
             body = orjson.loads(await request.body() or b"{}")
             return _edit(state, service, body)
@@ -147,7 +153,8 @@ def _parse_key(service, key: Any) -> tuple:
     raise ValueError(f"cannot read key {key!r} for {service.name} (keys: {', '.join(service.keys)})")
 
 
-def _records(state, service, params: dict[str, str]) -> Response:
+def _selected(state, service, params: dict[str, str]) -> list[dict[str, Any]]:
+    """The records ?key= names, or those ?$filter= keeps (all without either)."""
     table = state.store.tables[service.name]
     predicate = odata.compile_filter(params.get("$filter"), service) if params.get("$filter") else None
     if "key" in params:
@@ -156,8 +163,19 @@ def _records(state, service, params: dict[str, str]) -> Response:
         rows = [(key, row)] if row is not None else []
     else:
         rows = [(k, r) for k, r in table.iter_from(None) if predicate is None or predicate(r.values)]
-    return OrjsonResponse({"service": service.name, "count": len(rows),
-                           "value": [table.record(k, r) for k, r in rows]})
+    return [table.record(k, r) for k, r in rows]
+
+
+def _records(state, service, params: dict[str, str]) -> Response:
+    records = _selected(state, service, params)
+    return OrjsonResponse({"service": service.name, "count": len(records), "value": records})
+
+
+def _counts(state, service, params: dict[str, str]) -> Response:
+    by = params.get("by") or None
+    if by is not None and by not in service.index:
+        raise ValueError(f"unknown field {by!r} on {service.name}")
+    return OrjsonResponse({"service": service.name, **tally(_selected(state, service, params), by)})
 
 
 def _edit(state, service, body: dict[str, Any]) -> Response:

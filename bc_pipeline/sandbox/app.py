@@ -7,7 +7,8 @@
 
 The HTTP layer for BC does, in order: fault switches (drop / status), bearer token (401), tenant and
 environment (401 / 404), BC permission (403), the client's rate window and concurrency slots (429),
-then delays, the handler and the answer - all inside the client's slot. Every request is logged.
+then delays, the handler and the answer (or a lost answer) - all inside the client's slot. Entra ID and
+iPaaS.com get the same fault switches around their handlers. Every request is logged.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Callable, Optional
 from urllib.parse import unquote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from . import admin, entra
 from .batch import run_batch
 from .bc_errors import Answer, BCError, server_error, too_many_requests, unauthorized, forbidden
 from .business_central import ODataRequest, handle, service_name_of
+from .fault_answers import HeldAnswer, bc_error_for, drop_connection, entra_error_for, ipaas_error_for
+from .faults import Rule
 from .limits import Throttled
 from .state import SandboxState
 
@@ -64,21 +67,6 @@ async def send_answer(send, answer: Answer, correlation_id: str) -> None:
         headers.append((k.lower().encode("latin-1"), str(v).encode("latin-1")))
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
-
-
-async def drop_connection(scope, send) -> None:
-    """Close the socket without answering (the custom protocol in server.py puts the transport in the scope)."""
-    transport = scope.get("sandbox.transport")
-    if transport is not None:
-        transport.abort()
-        for _ in range(50):  # let connection_lost reach uvicorn, so it does not try to answer 500
-            await asyncio.sleep(0.001)
-            if scope.get("sandbox.lost"):
-                break
-        return
-    # fallback: promise a body, then break the connection
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
-    raise ConnectionAbortedError("sandbox fault: drop")
 
 
 class SandboxApp:
@@ -148,16 +136,7 @@ class SandboxApp:
             rule = state.faults.take_failure("entra", None, path, scope["method"])
             if rule is not None:
                 state.counters["fault_answers"] += 1
-                if rule.kind == "drop":
-                    state.counters["dropped"] += 1
-                    status_box[0] = 0
-                    await drop_connection(scope, send)
-                    return
-                response = entra.entra_error(rule.status, "temporarily_unavailable", 90033,
-                                             "A transient error has occurred. Please try again.")
-                if rule.retry_after is not None:
-                    response.headers["Retry-After"] = str(rule.retry_after)
-                await response(scope, receive, logged_send)
+                await self._instead(rule, entra_error_for, scope, receive, logged_send, status_box)
                 return
             delay = state.faults.take_delay("entra", None, path, scope["method"])
             if delay:
@@ -176,6 +155,10 @@ class SandboxApp:
                 response = entra.entra_error(404, "invalid_request", 900561, f"The endpoint only accepts the "
                                              f"openid-configuration (GET) and token (POST) requests, not "
                                              f"{scope['method']} {path}.")
+            lost = self._lost_answer("entra", None, path, scope["method"], response.status_code)
+            if lost is not None:
+                await self._instead(lost, entra_error_for, scope, receive, logged_send, status_box)
+                return
             await response(scope, receive, logged_send)
         finally:
             state.finish(entry, status_box[0])
@@ -215,14 +198,7 @@ class SandboxApp:
             rule = state.faults.take_failure("bc", service, path, method)
             if rule is not None:
                 state.counters["fault_answers"] += 1
-                if rule.kind == "drop":
-                    state.counters["dropped"] += 1
-                    status_box[0] = 0
-                    await drop_connection(scope, send)
-                    return None
-                if rule.status == 429:
-                    raise too_many_requests("The sandbox's fault switch answered 429.", rule.retry_after)
-                raise server_error(rule.status, rule.retry_after)
+                return await self._bc_instead(rule, scope, send, correlation_id, status_box)
             token_text = _bearer(scope)
             if token_text is None:
                 raise unauthorized("The authentication failed because of missing 'Authorization' header.")
@@ -264,6 +240,11 @@ class SandboxApp:
                     answer = run_batch(state, req, correlation_id)
                 else:
                     answer = handle(state, req)
+                lost = self._lost_answer("bc", service, path, method, answer.status)
+                if lost is not None:
+                    answer = await self._bc_instead(lost, scope, send, correlation_id, status_box)
+                    if answer is None:
+                        return None
                 status_box[0] = answer.status
                 await send_answer(send, answer, correlation_id)  # inside the slot: big pages take time to send
                 return None
@@ -297,21 +278,55 @@ class SandboxApp:
                 rule = state.faults.take_failure("ipaas", None, path, scope["method"])
                 if rule is not None:
                     state.counters["fault_answers"] += 1
-                    if rule.kind == "drop":
-                        state.counters["dropped"] += 1
-                        status_box[0] = 0
-                        await drop_connection(scope, send)
-                        return
-                    headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
-                    await JSONResponse({"errors": [{"message": f"sandbox fault: HTTP {rule.status}"}]},
-                                       status_code=rule.status, headers=headers)(scope, receive, logged_send)
+                    await self._instead(rule, ipaas_error_for, scope, receive, logged_send, status_box)
                     return
                 delay = state.faults.take_delay("ipaas", None, path, scope["method"])
                 if delay:
                     await asyncio.sleep(delay)
+                if state.faults.awaits_lost_answer("ipaas", None, path, scope["method"]):
+                    held = HeldAnswer()
+                    await self.ipaas_app(scope, receive, held.send)
+                    lost = self._lost_answer("ipaas", None, path, scope["method"], held.status)
+                    if lost is not None:
+                        await self._instead(lost, ipaas_error_for, scope, receive, logged_send, status_box)
+                    else:
+                        await held.replay(logged_send)
+                    return
             await self.ipaas_app(scope, receive, logged_send)
         finally:
             state.finish(entry, status_box[0])
+
+    # --- faults in the services' stead -------------------------------------------------------------------
+
+    def _lost_answer(self, target: str, service: Optional[str], path: str, method: str,
+                     status: int) -> Optional[Rule]:
+        """The lost_answer rule that takes this answer: only an answer to a processed request (below 400)."""
+        if status >= 400:
+            return None
+        rule = self.state.faults.take_lost_answer(target, service, path, method)
+        if rule is not None:
+            self.state.counters["lost_answers"] += 1
+        return rule
+
+    async def _drop(self, scope, send, status_box: list) -> None:
+        self.state.counters["dropped"] += 1
+        status_box[0] = 0
+        await drop_connection(scope, send)
+
+    async def _instead(self, rule: Rule, error_for: Callable[..., Response], scope, receive, send,
+                       status_box: list) -> None:
+        """Drop the connection or send error_for's answer for the rule's status (Entra ID and iPaaS.com)."""
+        if rule.instead == "drop":
+            await self._drop(scope, send, status_box)
+            return
+        await error_for(scope, rule.instead, rule.retry_after)(scope, receive, send)
+
+    async def _bc_instead(self, rule: Rule, scope, send, correlation_id: str, status_box: list) -> Optional[Answer]:
+        """BC's error answer for the rule's status, or None once the connection is dropped."""
+        if rule.instead == "drop":
+            await self._drop(scope, send, status_box)
+            return None
+        return bc_error_for(rule.instead, rule.retry_after).answer(correlation_id)
 
 
 def _bearer(scope) -> Optional[str]:

@@ -87,10 +87,16 @@ def forbidden(client_id: str) -> BCError:
                    "is not registered on the Microsoft Entra Applications page or has no permission sets.")
 
 
+def retry_after_header(seconds: Optional[float]) -> dict[str, str]:
+    """{"Retry-After": "2"} (whole seconds without ".0"), or {} for None."""
+    if seconds is None:
+        return {}
+    return {"Retry-After": str(int(seconds) if float(seconds).is_integer() else seconds)}
+
+
 def too_many_requests(detail: str, retry_after: Optional[float] = None) -> BCError:
-    headers = {"Retry-After": str(int(retry_after) if float(retry_after).is_integer() else retry_after)} \
-        if retry_after is not None else {}
-    return BCError(429, "Application_TooManyRequests", f"Too many requests reached. {detail}", headers)
+    return BCError(429, "Application_TooManyRequests", f"Too many requests reached. {detail}",
+                   retry_after_header(retry_after))
 
 
 def server_error(status: int, retry_after: Optional[float] = None) -> BCError:
@@ -101,6 +107,4 @@ def server_error(status: int, retry_after: Optional[float] = None) -> BCError:
         504: ("Application_GatewayTimeout", "The request took too long to process."),
         408: ("Application_RequestTimeout", "The operation has timed out."),
     }.get(status, ("Internal_ServerError", f"HTTP {status}."))
-    headers = {"Retry-After": str(int(retry_after) if float(retry_after).is_integer() else retry_after)} \
-        if retry_after is not None else {}
-    return BCError(status, code, message, headers)
+    return BCError(status, code, message, retry_after_header(retry_after))

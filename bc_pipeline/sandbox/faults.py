@@ -1,14 +1,20 @@
 """Fault switches set through /_sandbox/faults: failing, slow or dropped answers, stale ETags, and admin actions.
 
 A rule (``{"kind": ..., "count": N, ...}``) fires on the next N matching requests (count -1: until cleared):
-  status         answer HTTP ``status`` (429, 500, 502, 503, 504...) with BC's error body; ``retry_after`` seconds
-                 adds a Retry-After header (``null``: none)
+  status         answer HTTP ``status`` (429, 500, 502, 503, 504...) with the service's error body (BC's, Entra
+                 ID's or iPaaS.com's); ``retry_after`` seconds adds a Retry-After header (``null``: none)
   delay          wait ``seconds`` before answering (inside the client's concurrency slot)
   drop           close the connection without answering
+  lost_answer    process the request in full (the record is created, changed or linked), then lose the
+                 answer: ``then`` "drop" (default) closes the connection without answering, a status (429, 500,
+                 502, 503, 504...) answers that status with the service's error body (``retry_after`` as above);
+                 only requests the service processed (status below 400) consume it
   etag_conflict  before the next PATCH/DELETE of record ``key`` in ``service``, bump its version as if
                  another user had saved it, so the client's ETag is stale (409 Request_EntityChanged)
 Rules match on ``target`` ("bc" by default, or "entra", "ipaas", "any"), and optionally ``service`` (a BC
-service name), ``path_prefix`` (the raw path) and ``method``.
+service name), ``path_prefix`` (the raw path) and ``method``. E.g. an iPaaS.com transaction created but its
+answer lost: ``{"kind": "lost_answer", "then": 503, "target": "ipaas", "method": "POST",
+"path_prefix": "/transactions/v2/Transaction", "retry_after": 1}``.
 
 An action (``{"action": ...}``) happens at once:
   expire_tokens                     every access token issued so far is expired
@@ -22,7 +28,7 @@ import itertools
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-KINDS = ("status", "delay", "drop", "etag_conflict")
+KINDS = ("status", "delay", "drop", "lost_answer", "etag_conflict")
 TARGETS = ("bc", "entra", "ipaas", "any")
 ACTIONS = ("expire_tokens", "unpublish", "publish", "deny_client", "allow_client")
 
@@ -44,6 +50,7 @@ class Rule:
     path_prefix: Optional[str] = None
     method: Optional[str] = None
     key: Any = None  # etag_conflict: "C10000", ["Order", "101005"] or {"No": "C10000"}
+    then: Any = "drop"  # lost_answer: "drop" or the status answered instead
     fired: int = 0
 
     def matches(self, target: str, service: Optional[str], path: str, method: str) -> bool:
@@ -58,6 +65,13 @@ class Rule:
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return True
+
+    @property
+    def instead(self) -> Any:
+        """What a drop, status or lost_answer rule answers: "drop" or a status."""
+        if self.kind == "lost_answer":
+            return self.then
+        return "drop" if self.kind == "drop" else int(self.status)
 
     def fire(self) -> None:
         self.fired += 1
@@ -87,6 +101,8 @@ class Faults:
             raise FaultSpecError("etag_conflict needs 'service' and 'key'")
         if kind == "status" and not 400 <= int(spec.get("status", 503)) <= 599:
             raise FaultSpecError("a status fault needs a 4xx or 5xx 'status'")
+        if kind == "lost_answer":
+            spec["then"] = _then(spec.get("then", "drop"))
         rule = Rule(id=next(self._ids), kind=kind, **spec)
         rule.count = int(rule.count)
         self.rules.append(rule)
@@ -107,6 +123,14 @@ class Faults:
         """The next drop or status rule for this request (consumed), if any."""
         return self._take(("drop", "status"), target, service, path, method)
 
+    def awaits_lost_answer(self, target: str, service: Optional[str], path: str, method: str) -> bool:
+        """Whether a lost_answer rule may take this request's answer (not consumed: that waits for the answer)."""
+        return any(r.kind == "lost_answer" and r.matches(target, service, path, method) for r in self.rules)
+
+    def take_lost_answer(self, target: str, service: Optional[str], path: str, method: str) -> Optional[Rule]:
+        """The next lost_answer rule for this processed request (consumed), if any."""
+        return self._take(("lost_answer",), target, service, path, method)
+
     def take_delay(self, target: str, service: Optional[str], path: str, method: str) -> float:
         rule = self._take(("delay",), target, service, path, method)
         return float(rule.seconds) if rule else 0.0
@@ -124,6 +148,18 @@ class Faults:
 
     def describe(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.rules if r.count != 0]
+
+
+def _then(value: Any) -> Any:
+    if value == "drop":
+        return value
+    try:
+        status = int(value)
+    except (TypeError, ValueError):
+        status = 0
+    if not 400 <= status <= 599:
+        raise FaultSpecError(f"a lost_answer's 'then' must be \"drop\" or a 4xx or 5xx status, got {value!r}")
+    return status
 
 
 def _key_matches(spec: Any, key: tuple, keys: tuple[str, ...]) -> bool:

@@ -2,7 +2,8 @@
 
 | method | path | what |
 |---|---|---|
-| GET    | records/{model}               | every record of a model, as the API renders it |
+| GET    | records/{model}               | every record of a model, as the API renders it (with its external_ids) |
+| GET    | counts/{model}?by=field       | ``count``; with ``by`` (a field or ``external_id``) ``distinct``, ``missing``, ``duplicates`` |
 | POST   | records/{model}               | create a record directly, as a user in the iPaaS.com UI would (201) |
 | GET    | links                         | every external-id link (deleted ones too, with ``deleted: true``) |
 | DELETE | links/{table}/{external_id}   | remove a link, as if unlinked on the iPaaS.com side |
@@ -18,13 +19,14 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import unquote
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bc_pipeline.sandbox.counts import tally
 from bc_pipeline.sandbox.ipaas_store import MODELS, TABLES, ApiError, Store, model_named
 
 if TYPE_CHECKING:
@@ -95,6 +97,16 @@ def _reject_rule(body: dict) -> dict:
             "message": rule.get("message") or f"{name} rejected by a sandbox rule: {rule['field']} = {rule['equals']}"}
 
 
+def _counts(store: Store, name: str, by: Optional[str]) -> dict:
+    if by is not None and by not in ("id", "external_id") + MODELS[name].fields:
+        raise ApiError(400, f"unknown field {by!r} on {name}; count by a field or by external_id", "by")
+
+    def external_id(record: dict) -> Optional[str]:
+        return next((e["external_id"] for e in record["external_ids"]), None)
+
+    return {"model": name, **tally(store.all(name), by, external_id if by == "external_id" else None)}
+
+
 async def handle_admin(sandbox: "IpaasSandbox", request: Request, rest: str) -> Response:
     parts = [unquote(p) for p in rest.split("/")] if rest else []
     method, store = request.method, sandbox.store
@@ -107,6 +119,8 @@ async def handle_admin(sandbox: "IpaasSandbox", request: Request, rest: str) -> 
             body = await _body(request)
             parent = body.get("customer_id") if name == "Address" else None
             return _json(store.create(name, body, int(parent) if parent is not None else None), 201)
+    elif head == "counts" and method == "GET" and len(parts) == 2:
+        return _json(_counts(store, model_named(parts[1]).name, request.query_params.get("by") or None))
     elif head == "links" and method == "GET" and len(parts) == 1:
         return _json(list(store.links.values()))
     elif head == "links" and method == "DELETE" and len(parts) >= 3:

@@ -5,6 +5,7 @@
         os.environ.update(sb.env())      # BC_*, IPAAS_*, REQUESTS_CA_BUNDLE pointing at the sandbox
         sb.set_faults({"kind": "status", "status": 503, "retry_after": 1, "count": 2})
         sb.records("CustomerCard")       # what the pipeline wrote
+        sb.ipaas_count("Transaction", by="external_id")   # how many, unlinked ("missing"), duplicates
 
 The child exits when its stdin closes, so it never outlives the process that started it.
 """
@@ -123,6 +124,19 @@ class SandboxHandle:
         if key is not None:
             params["key"] = key if isinstance(key, str) else json.dumps(key)
         return self._admin("GET", f"bc/records/{service}", params=params)["value"]
+
+    def count(self, service: str, by: Optional[str] = None, filter: Optional[str] = None) -> dict[str, Any]:
+        """{"count"} of the service's records; with ``by`` also the field's "distinct", "missing", "duplicates"."""
+        params = {k: v for k, v in {"by": by, "$filter": filter}.items() if v is not None}
+        return self._admin("GET", f"bc/counts/{service}", params=params)
+
+    def ipaas_records(self, model: str) -> list[dict[str, Any]]:
+        """Every record of an iPaaS.com model (e.g. "Transaction"), with its external_ids."""
+        return self._admin("GET", f"ipaas/records/{quote(model)}")
+
+    def ipaas_count(self, model: str, by: Optional[str] = None) -> dict[str, Any]:
+        """{"count"} of an iPaaS.com model's records; ``by`` a field or "external_id" (unlinked are "missing")."""
+        return self._admin("GET", f"ipaas/counts/{quote(model)}", params={"by": by} if by else {})
 
     def edit_record(self, service: str, key: Any, changes: Optional[dict[str, Any]] = None, *,
                     delete: bool = False) -> dict[str, Any]:

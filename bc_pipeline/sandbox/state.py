@@ -96,6 +96,7 @@ class SandboxState:
             "throttled_429": self.counters["throttled_429"],
             "fault_answers": self.counters["fault_answers"],
             "dropped_connections": self.counters["dropped"],
+            "lost_answers": self.counters["lost_answers"],
             "tokens_issued": self.tokens.issued,
             "clients": self.limits.stats(),
             "peak_concurrency": {cid: c["peak_concurrency"] for cid, c in self.limits.stats().items()},

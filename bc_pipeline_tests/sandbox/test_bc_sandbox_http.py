@@ -39,12 +39,6 @@ def s(sb):
     session.close()
 
 
-@pytest.fixture(autouse=True)
-def _no_faults(sb):
-    yield
-    sb.clear_faults()
-
-
 # --- Entra ID with the real MSAL ---------------------------------------------------------------------------
 
 def msal_app(sb, monkeypatch, secret=None, tenant=None, client_id=None):

@@ -28,12 +28,6 @@ def sb(tmp_path_factory):
     handle.stop()
 
 
-@pytest.fixture(autouse=True)
-def _no_faults(sb):
-    yield
-    sb.clear_faults()
-
-
 def session(sb, name):
     reg = CLIENTS[name]
     return odata_session(sb, reg.client_id, reg.client_secret)
