@@ -42,6 +42,7 @@ def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[
     if settings.has_bc_credentials and not force_sandbox:
         yield None
         return
+    from bc_pipeline.sandbox.instances import claim
     from bc_pipeline.sandbox.launcher import SandboxConfig, start_sandbox
 
     print("No Business Central credentials configured (BC_TENANT_ID, BC_CLIENT_ID, BC_CLIENT_SECRET, "
@@ -58,12 +59,11 @@ def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[
     print(f"Sandbox ready at {handle.base_url} in {time.monotonic() - started:.1f}s.", flush=True)
     # The stand-in's iPaaS.com allows more than the 500/60 s default; the pipeline uses what it allows
     # unless the user set a throttle of their own.
-    # A new sandbox is an empty iPaaS.com: links and hashes from an earlier sandbox would be lies.
-    state_file = settings.home / "sandbox" / "state.sqlite"
-    for leftover in state_file.parent.glob("state.sqlite*"):
-        leftover.unlink()
+    # A new sandbox is an empty iPaaS.com: links and hashes from an earlier sandbox would be lies. So each
+    # sandbox gets a state file of its own; those of sandboxes still running elsewhere are left alone.
+    instance = claim(settings.home / "sandbox" / "instances")
     env = {
-        "BC_PIPELINE_STATE_URL": f"sqlite:///{state_file}",
+        "BC_PIPELINE_STATE_URL": f"sqlite:///{instance.state_file}",
         "IPAAS_THROTTLE_LIMIT": str(SANDBOX_IPAAS_LIMIT),
         "IPAAS_THROTTLE_SECONDS": str(SANDBOX_IPAAS_WINDOW_SECONDS),
         **{k: v for k, v in os.environ.items() if k in ("IPAAS_THROTTLE_LIMIT", "IPAAS_THROTTLE_SECONDS", "BC_PIPELINE_STATE_URL")},
@@ -80,6 +80,7 @@ def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[
             else:
                 os.environ[key] = value
         handle.stop()
+        instance.release()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

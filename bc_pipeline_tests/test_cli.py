@@ -1,10 +1,14 @@
 """The README's first command: `bc-pipeline run` on a machine with no credentials uses the sandbox."""
 
 import os
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from bc_pipeline.cli import services
 
 pytestmark = pytest.mark.e2e
 
@@ -49,3 +53,62 @@ def test_bad_settings_exit_with_the_fields_named(tmp_path):
                          text=True, timeout=120)
     assert run.returncode == 2
     assert "Grant Type (BC_GRANT_TYPE): only client_credentials is supported" in run.stderr
+
+
+FIRST_SANDBOX = """
+import sqlite3, sys
+from bc_pipeline.cli import services
+with services(0.01, force_sandbox=True):
+    import os
+    path = os.environ["BC_PIPELINE_STATE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("create table links (external_id text)")
+        db.execute("insert into links values ('C10000')")
+    print("state:", path, flush=True)
+    sys.stdin.read()
+"""
+
+
+def _sandbox_env(monkeypatch, home):
+    for key in [k for k in os.environ if k.startswith(("BC_", "IPAAS_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("BC_PIPELINE_HOME", str(home))
+    return dict(os.environ)
+
+
+def _links(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("select external_id from links").fetchall()
+
+
+def _state_file() -> Path:
+    return Path(os.environ["BC_PIPELINE_STATE_URL"].removeprefix("sqlite:///"))
+
+
+def test_a_sandbox_start_keeps_the_state_of_a_sandbox_still_running_and_removes_the_rest(tmp_path, monkeypatch):
+    env = _sandbox_env(monkeypatch, tmp_path / "home")
+    first = subprocess.Popen([sys.executable, "-c", FIRST_SANDBOX], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        first_state = Path(next(line for line in first.stdout if line.startswith("state:"))[6:].strip())
+        assert first_state.name == "state.sqlite" and _links(first_state) == [("C10000",)]
+        with services(0.01, force_sandbox=True):
+            second_state = _state_file()
+            assert second_state.parent != first_state.parent
+            assert second_state.parent.parent == first_state.parent.parent == tmp_path / "home" / "sandbox" / "instances"
+        assert _links(first_state) == [("C10000",)]  # the first one still runs
+    finally:
+        first.stdin.close()
+        first.wait(timeout=60)
+    assert first.returncode == 0
+    with services(0.01, force_sandbox=True):
+        third = _state_file().parent
+        assert [p for p in third.parent.iterdir() if p.is_dir()] == [third]
+        assert sorted(p.name for p in third.parent.iterdir()) == [third.name, f"{third.name}.lock"]
+
+
+def test_a_state_url_of_the_users_own_wins_over_the_sandboxs(tmp_path, monkeypatch):
+    _sandbox_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("BC_PIPELINE_STATE_URL", f"sqlite:///{tmp_path / 'mine.sqlite'}")
+    with services(0.01, force_sandbox=True):
+        assert os.environ["BC_PIPELINE_STATE_URL"] == f"sqlite:///{tmp_path / 'mine.sqlite'}"
