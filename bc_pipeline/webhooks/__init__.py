@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__all__ = ["build_receiver", "serve"]
+_HOMES = {"build_receiver": "receiver", "serve": "server"}
+__all__ = list(_HOMES)
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so Manual Sync can use the shared validation without importing Starlette.
-    if name in __all__:
-        from bc_pipeline.webhooks import receiver
-
-        return getattr(receiver, name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"bc_pipeline.webhooks.{_HOMES[name]}"), name)
     raise AttributeError(name)

@@ -6,11 +6,13 @@ and never logged.
 
 Business Central deletes a subscription on any non-2xx answer other than 408, 429 and 5xx, so the BC
 endpoint answers 4xx only to what must not be a valid subscription of ours (wrong clientState → 401,
-malformed body → 400), and 503 (retried by BC for 36 hours) when the inbox cannot record.
+malformed body → 400), and 503 (retried by BC for 36 hours) when the inbox cannot record. A body that
+does not arrive within `body_timeout` seconds is 408; serving (`server.serve`) bounds the headers' time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, Optional
@@ -20,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -38,6 +40,7 @@ from bc_pipeline.webhooks.notifications import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
+DEFAULT_BODY_TIMEOUT = 10.0
 _NO_SNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
@@ -74,8 +77,9 @@ def _is_json_type(media: Optional[str]) -> bool:
     return media == "application/json" or bool(media and media.startswith("application/") and media.endswith("+json"))
 
 
-async def _read_json(request: Request, limit: int, *, content_type_required: bool) -> Any:
-    """The body as JSON; 415 for a non-JSON content type, 413 past `limit` bytes, 400 when not JSON.
+async def _read_json(request: Request, limit: int, timeout: float, *, content_type_required: bool) -> Any:
+    """The body as JSON; 415 for a non-JSON content type, 413 past `limit` bytes, 408 when not all there
+    within `timeout` seconds, 400 when not JSON.
 
     The limit is checked against Content-Length and again while reading, so a missing or lying
     Content-Length cannot let a larger body through.
@@ -91,14 +95,16 @@ async def _read_json(request: Request, limit: int, *, content_type_required: boo
             raise _Reject(400, "Content-Length is not a number") from None
         if size > limit:
             raise _Reject(413, f"the body is {size:,} bytes; at most {limit:,} are accepted")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _Reject(413, f"the body is over {limit:,} bytes; at most {limit:,} are accepted")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await _read_body(request, limit)
+    except TimeoutError:
+        # Closing the connection too: the rest of the body must not be read as the next request.
+        raise _Reject(408, f"the body did not arrive within {timeout:g} s",
+                      headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        # nginx's "client closed request": logged, never sent.
+        raise _Reject(499, "the client hung up before its body was complete") from None
     if not raw.strip():
         raise _Reject(400, "the body is empty; a JSON object is expected")
     try:
@@ -106,6 +112,17 @@ async def _read_json(request: Request, limit: int, *, content_type_required: boo
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd numbers, deep nesting
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise _Reject(400, f"the body is not valid JSON: {reason}") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _Reject(413, f"the body is over {limit:,} bytes; at most {limit:,} are accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _invalid(exc: NotificationError) -> JSONResponse:
@@ -120,7 +137,8 @@ def _client(request: Request) -> str:
 
 
 def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                   collections: Optional[KnownCollections] = None, bc_client_state: Optional[str] = None) -> Starlette:
+                   body_timeout: float = DEFAULT_BODY_TIMEOUT, collections: Optional[KnownCollections] = None,
+                   bc_client_state: Optional[str] = None) -> Starlette:
     """The ASGI app: POST /webhooks/ipaas, POST /webhooks/bc (+ GET for the handshake), GET /healthz.
 
     The iPaaS.com-style hook authenticates with `settings.ipaas_webhook_api_key` as bearer key. BC
@@ -131,6 +149,8 @@ def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAU
     client_state = _secret(bc_client_state) or _secret(getattr(settings, "bc_webhook_client_state", None)) or api_key
     known = collections or known_collections()
     inbox.ensure_table(engine)
+    if api_key is None:
+        log.warning("IPAAS_WEBHOOK_API_KEY is not set: every iPaaS webhook will be answered 503")
 
     async def record(requests: list[inbox.NewRequest], what: str, **extra: Any) -> Response:
         try:
@@ -151,7 +171,7 @@ def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAU
             return _error(401, "missing or wrong Authorization: Bearer <webhook API key>",
                           headers={"WWW-Authenticate": 'Bearer realm="bc_pipeline"'})
         try:
-            body = await _read_json(request, max_body_bytes, content_type_required=True)
+            body = await _read_json(request, max_body_bytes, body_timeout, content_type_required=True)
             requests = ipaas_requests(body, known)
         except _Reject as reject:
             log.warning("iPaaS webhook from %s refused (%d): %s", _client(request), reject.status, reject.message)
@@ -171,7 +191,7 @@ def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAU
             return _error(503, "no clientState secret is configured: Business Central notifications cannot be "
                                "authenticated (set the webhook secret)")
         try:
-            body = await _read_json(request, max_body_bytes, content_type_required=False)
+            body = await _read_json(request, max_body_bytes, body_timeout, content_type_required=False)
             items = bc_notifications(body)
         except _Reject as reject:
             log.warning("BC webhook from %s refused (%d): %s", _client(request), reject.status, reject.message)
@@ -200,18 +220,3 @@ def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAU
         Route("/healthz", healthz, methods=["GET"]),
     ])
 
-
-def serve(settings: Any, host: str = "127.0.0.1", port: int = 8090, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-          ssl_certfile: Optional[str] = None, ssl_keyfile: Optional[str] = None) -> None:
-    """Run the receiver with uvicorn until stopped. Business Central and iPaaS.com call HTTPS URLs only:
-    give a certificate here or put the receiver behind a TLS-terminating proxy."""
-    import uvicorn
-
-    from bc_pipeline.state.database import engine_for
-
-    engine = engine_for(settings.state_database_url)
-    app = build_receiver(settings, engine, max_body_bytes=max_body_bytes)
-    if _secret(getattr(settings, "ipaas_webhook_api_key", None)) is None:
-        log.warning("IPAAS_WEBHOOK_API_KEY is not set: every webhook will be answered 503")
-    uvicorn.run(app, host=host, port=port, server_header=False, timeout_keep_alive=5, limit_concurrency=200,
-                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, log_level="info")
