@@ -144,3 +144,10 @@ def test_three_thousand_requests_in_one_transaction(state_url):
     assert inbox.enqueue(engine, [request(f"C{i:05}") for i in range(3000)]) == ids
     assert inbox.counts(engine)["pending"] == 3000
     assert len(inbox.claim(engine, ids, run_id="big")) == 3000
+
+
+def test_every_sqlite_state_connection_syncs_each_commit(tmp_path):
+    engine = engine_for(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    with engine.connect() as first, engine.connect() as second:
+        # 2 = FULL: with WAL, NORMAL (1) can lose the last commits on power loss.
+        assert [c.exec_driver_sql("PRAGMA synchronous").scalar() for c in (first, second)] == [2, 2]

@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
@@ -263,6 +264,21 @@ def test_an_id_with_quotes_and_odata_syntax_is_stored_verbatim(client, engine):
     assert response.status_code == 202
     [row] = rows(engine)
     assert row.external_id == nasty
+
+
+def test_the_inbox_is_written_on_a_connection_that_syncs_the_commit_before_the_202(client, engine):
+    seen = []
+
+    def spy(_conn, cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("INSERT INTO SYNC_REQUESTS"):
+            seen.append(cursor.connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        assert post(client, notify(CUSTOMER)).status_code == 202
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert seen == [2]  # FULL; NORMAL (1) can lose an acknowledged request on power loss
 
 
 def test_when_the_inbox_cannot_record_the_answer_is_503_so_the_sender_retries(client, engine, monkeypatch):
