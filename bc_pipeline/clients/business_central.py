@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
 
 import orjson
 import requests
 
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.auth import shared_token_provider
-from bc_pipeline.clients.errors import BusinessCentralError, bc_error_from_response
+from bc_pipeline.clients.errors import BusinessCentralError, UntrustedNextLinkError, bc_error_from_response
 from bc_pipeline.clients.throttle import Throttle, throttle_key
 from bc_pipeline.clients.transport import ThrottledTransport, TrafficCounter, new_session
 from bc_pipeline.settings import SubscriptionSettings
@@ -116,8 +117,14 @@ class BusinessCentralClient:
             first = False
             body = orjson.loads(response.content)
             # The next link is followed verbatim: it carries $skiptoken (and maybe aid) the server expects back.
-            url = body.get("@odata.nextLink")
+            url = self._next_link(service, body.get("@odata.nextLink"))
             yield Page(records=body.get("value", []), bytes=len(response.content), next_link=url)
+
+    def _next_link(self, service: str, link: Optional[str]) -> Optional[str]:
+        """The next link, if it points at the API URL: the access token is sent nowhere else."""
+        if link is None or _origin(link) == _origin(self.settings.api_url):
+            return link
+        raise UntrustedNextLinkError(service, link, self.settings.api_url)
 
     def read(self, service: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         for page in self.iter_pages(service, **kwargs):
@@ -141,6 +148,7 @@ class BusinessCentralClient:
     # -- writing -----------------------------------------------------------------------------
 
     def create(self, service: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a new record, never re-sent once it may have arrived: see errors.outcome_unclear."""
         response = self._send(
             "POST", self.service_url(service), service=service, data=orjson.dumps(dict(body)),
             headers={"Content-Type": "application/json"},
@@ -154,6 +162,8 @@ class BusinessCentralClient:
         response = self._send(
             "PATCH", self.service_url(service) + odata.key_segment(keys), service=service, record=True,
             data=orjson.dumps(dict(changes)), headers={"Content-Type": "application/json", "If-Match": etag},
+            # Re-sending is harmless: once applied, the ETag is stale and the re-send gets 409, never a second write.
+            idempotent=True,
         )
         return orjson.loads(response.content)
 
@@ -179,7 +189,11 @@ class BusinessCentralClient:
         headers = {"Content-Type": "application/json"}
         if atomic:
             headers["Isolation"] = "snapshot"
-        response = self._send("POST", f"{self.odata_root}/$batch", data=orjson.dumps({"requests": requests_}), headers=headers)
+        reads_only = all(str(op["method"]).upper() == "GET" for op in operations)
+        response = self._send(
+            "POST", f"{self.odata_root}/$batch", data=orjson.dumps({"requests": requests_}), headers=headers,
+            idempotent=reads_only,
+        )
         answers = orjson.loads(response.content).get("responses", [])
         order = {r["id"]: i for i, r in enumerate(requests_)}
         return sorted(answers, key=lambda a: order.get(str(a.get("id")), len(order)))
@@ -187,6 +201,16 @@ class BusinessCentralClient:
     def close(self) -> None:
         self.session.close()
         self.throttle.close()
+
+
+def _origin(url: str) -> tuple[str, Optional[str], Optional[int]]:
+    """(scheme, host, port), the port filled in from the scheme; a malformed port matches nothing."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        port = -1
+    return parts.scheme, parts.hostname, port
 
 
 __all__ = ["BusinessCentralClient", "BusinessCentralError", "Page"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Optional
+from urllib.parse import urlsplit
 
 import requests
 
@@ -82,13 +83,18 @@ class IpaasError(ServiceError):
 
 
 class TransportError(PipelineError):
-    """The service could not be reached at all (DNS, TLS, connection, timeout)."""
+    """No answer from the service (DNS, TLS, connection, timeout).
 
-    def __init__(self, service: str, method: str, url: str, cause: BaseException):
+    `maybe_sent`: the request may have reached the service before the connection failed, so a write may
+    have been applied; False when connecting failed (nothing was sent).
+    """
+
+    def __init__(self, service: str, method: str, url: str, cause: BaseException, *, maybe_sent: bool = False):
         self.service = service
         self.method = method
         self.url = url
         self.cause = cause
+        self.maybe_sent = maybe_sent
         reason = type(cause).__name__
         detail = str(cause)
         hint = "check the API URL setting and the network"
@@ -97,7 +103,35 @@ class TransportError(PipelineError):
                 "the server's TLS certificate is not trusted; if it is signed by a private CA, "
                 "point REQUESTS_CA_BUNDLE at that CA's PEM file (verification is never switched off)"
             )
-        super().__init__(f"could not reach {service} [{method} {url}]: {reason}: {detail}. What to do: {hint}")
+        elif maybe_sent:
+            hint = f"the request may have reached {service}: check whether it was applied before sending it again"
+        verb = "lost the connection to" if maybe_sent else "could not reach"
+        super().__init__(f"{verb} {service} [{method} {url}]: {reason}: {detail}. What to do: {hint}")
+
+
+class UntrustedNextLinkError(PipelineError):
+    """Business Central's @odata.nextLink points away from the API URL: not followed, the read is incomplete."""
+
+    def __init__(self, service: str, link: str, api_url: str):
+        self.service = service
+        self.link = _without_query(link)
+        self.api_url = api_url
+        super().__init__(
+            f"Business Central's @odata.nextLink for {service} points to {self.link}, not to the API URL {api_url} "
+            f"(scheme, host and port must match): it was not followed, so the access token was not sent there, "
+            f"and the read of {service} is incomplete. What to do: check BC_API_URL; if a proxy or gateway "
+            "between here and Business Central rewrites links, have it keep the API URL's scheme, host and port"
+        )
+
+
+def outcome_unclear(exc: BaseException) -> bool:
+    """Whether the service may have done the work although no success answer came back: look before re-sending."""
+    if isinstance(exc, TransportError):
+        return exc.maybe_sent
+    # A token refusal comes before the request it was for: that request was never sent.
+    if isinstance(exc, ServiceError) and not isinstance(exc, AuthenticationError) and exc.status is not None:
+        return exc.status in (408, 429) or exc.status >= 500
+    return False
 
 
 def bc_hint(status: Optional[int], code: Optional[str], service: Optional[str] = None) -> Optional[str]:
@@ -227,6 +261,12 @@ def ipaas_error_from_response(response: requests.Response) -> IpaasError:
         url=_safe_url(response.url),
         hint=hint,
     )
+
+
+def _without_query(url: str) -> str:
+    """scheme://host:port/path: no user info, query or fragment, which could carry secrets."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _safe_url(url: Optional[str]) -> Optional[str]:

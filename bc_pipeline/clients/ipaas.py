@@ -100,6 +100,7 @@ class IpaasClient:
         return template.format(id=quote(str(record_id), safe=""), parent=quote(str(parent_id), safe=""))
 
     def create(self, model: str, record: Mapping[str, Any], *, parent_id: Any = None) -> dict[str, Any]:
+        """POST a new record, never re-sent once it may have arrived: see errors.outcome_unclear."""
         domain, create, _, _ = self._endpoint(model)
         return self._send("POST", self._url(domain, self._path(create, parent_id=parent_id)), json=dict(record)).json()
 
@@ -143,7 +144,10 @@ class IpaasClient:
             response = self._send("GET", self._url(domain, path), ok_404=True)
         else:
             body = {"table_name": table, "system_id": self.system_id, "external_id": external_id}
-            response = self._send("POST", self._url(domain, "External/LookupSpecial"), json=body, ok_404=True)
+            # A read sent as POST (the external id does not fit in a path): re-sending it is harmless.
+            response = self._send(
+                "POST", self._url(domain, "External/LookupSpecial"), json=body, ok_404=True, idempotent=True
+            )
         if response is None:
             return None
         value = _lookup_value(response)
@@ -164,7 +168,8 @@ class IpaasClient:
 
     def link(self, table: str, external_id: str, internal_id: Any) -> None:
         body = {"table_name": table, "system_id": self.system_id, "external_id": external_id, "internal_id": str(internal_id)}
-        self._send("POST", self._url(_domain_for(table), "External/UpdateExternalId"), json=body)
+        # Sets the link to this value: sending it twice leaves the same link.
+        self._send("POST", self._url(_domain_for(table), "External/UpdateExternalId"), json=body, idempotent=True)
 
     def close(self) -> None:
         self.session.close()

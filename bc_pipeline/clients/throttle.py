@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import time
@@ -15,6 +16,16 @@ from filelock import FileLock, Timeout
 from pyrate_limiter import Duration, Limiter, Rate, SQLiteBucket
 
 _SLOT_POLL_SECONDS = 0.005
+# The longest a Retry-After may hold back every process sharing a throttle (and a pause file written by
+# another process). BC's limits keep a request queued for at most 8 minutes and sliding windows free a place
+# within seconds: a longer ask is a proxy's or a broken answer's. Asking again after 2 minutes costs one
+# request; obeying Retry-After: 86400 stalls every run on the machine, silently, for a day.
+MAX_RETRY_AFTER_SECONDS = 120.0
+
+
+def capped(seconds: float) -> float:
+    """A wait asked for by a service, within MAX_RETRY_AFTER_SECONDS."""
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass
@@ -74,21 +85,29 @@ class Throttle:
 
     # -- pauses ------------------------------------------------------------------------------
 
-    def pause(self, seconds: float) -> None:
-        """Hold every process back for `seconds` (the service said Retry-After, or answered 429)."""
-        until = time.time() + max(0.0, seconds)
+    def pause(self, seconds: float) -> float:
+        """Hold every process back for `seconds`, at most MAX_RETRY_AFTER_SECONDS; the seconds used."""
+        seconds = capped(seconds)
+        until = time.time() + seconds
         tmp = self._pause_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(repr(until))
         if until > self._paused_until():
             os.replace(tmp, self._pause_file)
         else:
             tmp.unlink(missing_ok=True)
+        return seconds
 
     def _paused_until(self) -> float:
         try:
-            return float(self._pause_file.read_text())
+            until = float(self._pause_file.read_text())
+            written = self._pause_file.stat().st_mtime
         except (FileNotFoundError, ValueError):
             return 0.0
+        if not math.isfinite(until):
+            return 0.0
+        # Another process (or an older version) may have written a longer pause: it ends at most the cap
+        # after it was written, so it neither stalls every run nor restarts for each request.
+        return min(until, written + MAX_RETRY_AFTER_SECONDS)
 
     def _wait_for_pause(self) -> float:
         waited = 0.0

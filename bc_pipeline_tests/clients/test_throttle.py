@@ -4,7 +4,9 @@ import multiprocessing
 import time
 from pathlib import Path
 
+from bc_pipeline.clients import throttle
 from bc_pipeline.clients.throttle import Throttle, throttle_key
+from bc_pipeline_tests.clients.support import finishes_within
 
 LIMIT, WINDOW, CONCURRENCY = 20, 1.0, 2
 
@@ -69,3 +71,21 @@ def test_a_pause_seen_by_one_holder_holds_back_the_others(tmp_path):
         pass
     assert time.monotonic() - started >= 0.45
     assert second.stats.paused_seconds >= 0.4
+
+
+def test_a_pause_of_a_day_written_by_another_process_ends_at_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(throttle, "MAX_RETRY_AFTER_SECONDS", 0.5)
+    key = throttle_key("ipaas", "https://example.test")
+    held = Throttle(tmp_path, key, limit=100, seconds=1, concurrency=1)
+    (tmp_path / f"{key}.pause").write_text(repr(time.time() + 86400))  # as a version without the cap wrote it
+
+    def two_requests() -> None:
+        for _ in range(2):
+            with held.request():
+                pass
+
+    started = time.monotonic()
+    finishes_within(10, two_requests)
+    assert 0.4 <= time.monotonic() - started < 0.9  # once, not once per request
+    assert held.pause(86400) == 0.5
+
