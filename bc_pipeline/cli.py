@@ -91,11 +91,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     with services(args.scale, force_sandbox=args.sandbox):
         outcome = run_job(job, args.select or None, full_refresh=args.full_refresh)
     print(summary_table(outcome))
-    if not outcome.success:
-        print(f"Run {outcome.run_id} failed: {outcome.error}", file=sys.stderr)
-        return 1
     print(f"Run {outcome.run_id} recorded in {os.environ['DAGSTER_HOME']} (open it with `make dev`).")
-    return 0
+    for line in outcome.failure_lines():
+        print(line, file=sys.stderr)
+    return outcome.exit_code
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

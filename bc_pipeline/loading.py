@@ -13,10 +13,11 @@ from typing import Any, Optional
 import orjson
 from sqlalchemy import Engine
 
-from bc_pipeline.clients.errors import PipelineError, ServiceError
+from bc_pipeline.clients.errors import PipelineError, ServiceError, outcome_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.mapping.collection import Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
+from bc_pipeline.state import leases
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,14 @@ log = logging.getLogger(__name__)
 PREFETCH_THRESHOLD = 50
 PREFETCH_PAGE_SIZE = 1000
 READ_ONLY_FIELDS = ("id", "tracking_guid", "created_datetime", "updated_datetime", "external_ids", "inventory")
+# A create whose outcome was unclear is looked up, then sent again at most this many times in all.
+CREATE_ATTEMPTS = 3
+UNCLEAR_BACKOFF_SECONDS = (1.0, 4.0)
+
+
+def lease_name(collection: MappingCollection) -> str:
+    """The lease that keeps two runs from loading one collection at once."""
+    return f"load:{collection.slug}"
 
 
 def payload_hash(record: MappedRecord) -> str:
@@ -42,7 +51,7 @@ class LoadReport:
     unchanged: int = 0
     linked: int = 0  # matched an existing iPaaS record and linked it
     failed: int = 0
-    retried_dead_letters: int = 0
+    retried_dead_letters: int = 0  # records that had failed before and were mapped again from their source
     requests: int = 0
     seconds: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
@@ -92,26 +101,33 @@ class Loader:
         self._lock = threading.Lock()
         self._prefetched: Optional[_Prefetched] = None
         self._child_links: dict[str, dict[str, str]] = {}
+        self._children_of: dict[str, list[dict[str, Any]]] = {}  # parent iPaaS id → its children, listed once
 
     # -- the whole load ----------------------------------------------------------------------
 
-    def load(self, records: list[MappedRecord], *, retry_dead_letters: bool = True) -> LoadReport:
+    def load(self, records: list[MappedRecord], *, run_id: Optional[str] = None) -> LoadReport:
+        """Load the records; waits while another run loads the same collection (never two at once)."""
+        holder = leases.holder_name(run_id)
+
+        def waiting(other: str) -> None:
+            log.warning("%s is being loaded by %s; waiting for it to finish (two loads of one collection "
+                        "never overlap)", self.collection.name, other)
+
+        with leases.held(self.engine, lease_name(self.collection), holder, on_wait=waiting):
+            return self._load(records)
+
+    def _load(self, records: list[MappedRecord]) -> LoadReport:
         started = time.monotonic()
         requests_before = self.client.counter.requests
         report = LoadReport(collection=self.collection.name)
+        # Read after taking the lease: what a run before this one delivered is known here.
         links = state.links(self.engine, self.table)
         delivered = state.hashes(self.engine, self.collection.slug)
-        dead = {d.external_id: d for d in state.dead_letters_of(self.engine, self.collection.slug)}
+        dead = {d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)}
         self._child_links = {c.table: state.links(self.engine, c.table) for c in self.collection.children if c.table}
 
         batch = {r.external_id: r for r in records}
-        if retry_dead_letters:
-            for external_id, letter in dead.items():
-                if external_id not in batch:
-                    batch[external_id] = MappedRecord(external_id, letter.payload, parent_id=letter.parent_id,
-                                                      match_value=self._match_value(letter.payload))
-                    report.retried_dead_letters += 1
-
+        report.retried_dead_letters = sum(1 for e in batch if e in dead)
         work: list[tuple[MappedRecord, str]] = []
         for record in batch.values():
             digest = payload_hash(record)
@@ -136,10 +152,10 @@ class Loader:
                 seen.add(key)
         outcomes: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            outcomes.extend(pool.map(lambda item: self._one(item[0], item[1], links), first))
-        outcomes.extend(self._one(record, digest, links) for record, digest in repeats)
+            outcomes.extend(pool.map(lambda item: self._one_committed(item[0], item[1], links), first))
+        outcomes.extend(self._one_committed(record, digest, links) for record, digest in repeats)
 
-        self._save(outcomes, report)
+        self._count(outcomes, report)
         report.requests = self.client.counter.requests - requests_before
         report.seconds = time.monotonic() - started
         return report
@@ -154,10 +170,22 @@ class Loader:
             records.extend(page)
         self._prefetched = _Prefetched(records, self.client.system_id, self.collection.match_on)
 
-    def _save(self, outcomes: list[dict[str, Any]], report: LoadReport) -> None:
-        new_links, hashes_, failures, landed = [], [], [], []
-        child_links: dict[str, list[tuple[str, str]]] = {}
-        forgotten = []
+    def _commit(self, o: dict[str, Any]) -> None:
+        """Record one record's outcome the moment it is known: its link, its hash, or its dead letter."""
+        slug = self.collection.slug
+        if o["kind"] == "failed":
+            state.record_failures(self.engine, slug, [o])
+            return
+        if o.get("link"):
+            state.save_links(self.engine, self.table, [(o["external_id"], o["internal_id"])])
+        elif o.get("forget_link"):
+            state.forget_links(self.engine, self.table, [o["external_id"]])
+        for table, pairs in o.get("child_links", {}).items():
+            state.save_links(self.engine, table, pairs)
+        state.save_hashes(self.engine, slug, [(o["external_id"], o["hash"], o["internal_id"])])
+        state.clear_dead_letters(self.engine, slug, [o["external_id"]])
+
+    def _count(self, outcomes: list[dict[str, Any]], report: LoadReport) -> None:
         for o in outcomes:
             kind = o["kind"]
             if kind == "failed":
@@ -165,29 +193,17 @@ class Loader:
                 report.failures[o["external_id"]] = o["error"]
                 if len(report.failed_keys) < 20:
                     report.failed_keys.append(o["external_id"])
-                failures.append(o)
                 continue
             setattr(report, kind, getattr(report, kind) + 1)
-            landed.append(o["external_id"])
-            if o.get("link"):
-                new_links.append((o["external_id"], o["internal_id"]))
-            elif o.get("forget_link"):
-                forgotten.append(o["external_id"])
-            hashes_.append((o["external_id"], o["hash"], o["internal_id"]))
-            for table, pairs in o.get("child_links", {}).items():
-                child_links.setdefault(table, []).extend(pairs)
             report.slowest.append((o["seconds"], o["external_id"]))
         report.slowest = sorted(report.slowest, reverse=True)[:5]
-        state.save_links(self.engine, self.table, new_links)
-        if forgotten:
-            state.forget_links(self.engine, self.table, forgotten)
-        for table, pairs in child_links.items():
-            state.save_links(self.engine, table, pairs)
-        state.save_hashes(self.engine, self.collection.slug, hashes_)
-        state.clear_dead_letters(self.engine, self.collection.slug, landed)
-        state.record_failures(self.engine, self.collection.slug, failures)
 
     # -- one record --------------------------------------------------------------------------
+
+    def _one_committed(self, record: MappedRecord, digest: str, links: dict[str, str]) -> dict[str, Any]:
+        outcome = self._one(record, digest, links)
+        self._commit(outcome)
+        return outcome
 
     def _one(self, record: MappedRecord, digest: str, links: dict[str, str]) -> dict[str, Any]:
         started = time.monotonic()
@@ -201,6 +217,10 @@ class Loader:
                     "correlation_id": exc.correlation_id}
         except PipelineError as exc:
             return {**base, "kind": "failed", "error": str(exc), "status": None, "code": type(exc).__name__}
+        except Exception as exc:  # one record's surprise must not cost the others their delivery
+            log.exception("%s %s failed unexpectedly", self.collection.name, record.external_id)
+            return {**base, "kind": "failed", "error": f"{type(exc).__name__}: {exc}", "status": None,
+                    "code": type(exc).__name__}
         return {**base, **outcome, "seconds": time.monotonic() - started}
 
     def _deliver(self, record: MappedRecord, links: dict[str, str]) -> dict[str, Any]:
@@ -232,7 +252,10 @@ class Loader:
         # The link travels in the create (the documented request shape); a separate UpdateExternalId
         # only when the answer shows it was not made.
         body = {**record.payload, "external_ids": [{"system_id": self.client.system_id, "external_id": record.external_id}]}
-        created = self.client.create(self.model, body, parent_id=record.parent_id)
+        created = self._create_once(record, body)
+        if created.get("_found_after_unclear"):
+            current = self._current(str(created["id"]), record.parent_id, live=True) or created
+            return {**self._update(record, str(created["id"]), current, kind="created"), "link": True}
         new_id = str(created["id"])
         if not self._answer_has_link(created, record.external_id):
             self.client.link(self.table, record.external_id, new_id)
@@ -242,6 +265,53 @@ class Loader:
                 self._prefetched.by_id[new_id] = created
         return {"kind": "created", "internal_id": new_id, "link": True, "child_links": self._link_children(record, created)}
 
+    def _create_once(self, record: MappedRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """Create, and after an unclear outcome (lost answer, 5xx, 429) look the record up before sending again."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self.client.create(self.model, body, parent_id=record.parent_id)
+            except (ServiceError, PipelineError) as exc:
+                if not outcome_unclear(exc) or attempt == CREATE_ATTEMPTS:
+                    raise
+                log.warning("%s %s: the create's outcome is unclear (%s); looking it up before sending again",
+                            self.collection.name, record.external_id, exc)
+                found = self._find_after_unclear(record)
+                if found is not None:
+                    return {"id": found, "_found_after_unclear": True}
+                time.sleep(UNCLEAR_BACKOFF_SECONDS[min(attempt, len(UNCLEAR_BACKOFF_SECONDS)) - 1])
+        raise AssertionError("unreachable")
+
+    def _find_after_unclear(self, record: MappedRecord) -> Optional[str]:
+        """A live look-up (never the prefetched list, which predates the create) by link, then match value."""
+        if self.collection.parent is not None:
+            return self._find_under_parent(record, fresh=True)
+        found = self.client.lookup_internal_id(self.table, record.external_id)
+        if found is None and self.collection.match_on and record.match_value:
+            found = self._find_match(record, live=True)
+        return found
+
+    def _find_under_parent(self, record: MappedRecord, *, fresh: bool = False) -> Optional[str]:
+        """A child (tracking under its transaction) is found among its parent's children: by link, then match."""
+        if record.parent_id is None:
+            return None
+        with self._lock:
+            children = None if fresh else self._children_of.get(record.parent_id)
+        if children is None:
+            children = [c for page in self.client.iter_pages(self.model, parent_id=record.parent_id, page_size=100)
+                        for c in page]
+            with self._lock:
+                self._children_of[record.parent_id] = children
+        for child in children:
+            if any(str(e.get("system_id")) == str(self.client.system_id) and str(e.get("external_id")) == record.external_id
+                   for e in child.get("external_ids") or [] if isinstance(e, dict)):
+                return str(child["id"])
+        match_on = self.collection.match_on
+        if match_on and record.match_value:
+            for child in children:
+                if _match_key(child.get(match_on, "")) == _match_key(record.match_value):
+                    return str(child["id"])
+        return None
+
     def _answer_has_link(self, answer: dict[str, Any], external_id: str) -> bool:
         return any(
             str(e.get("system_id")) == str(self.client.system_id) and str(e.get("external_id")) == external_id
@@ -249,8 +319,8 @@ class Loader:
             if isinstance(e, dict)
         )
 
-    def _current(self, internal_id: str, parent_id: Optional[str]) -> Optional[dict[str, Any]]:
-        if self._prefetched is not None and internal_id in self._prefetched.by_id:
+    def _current(self, internal_id: str, parent_id: Optional[str], *, live: bool = False) -> Optional[dict[str, Any]]:
+        if not live and self._prefetched is not None and internal_id in self._prefetched.by_id:
             return self._prefetched.by_id[internal_id]
         return self.client.get(self.model, internal_id, parent_id=parent_id)
 
@@ -258,13 +328,15 @@ class Loader:
         if self._prefetched is not None:
             return self._prefetched.by_external.get(record.external_id)
         if self.collection.parent is not None:
-            return None  # children are found through their parent's record
+            return self._find_under_parent(record)
         return self.client.lookup_internal_id(self.table, record.external_id)
 
-    def _find_match(self, record: MappedRecord) -> Optional[str]:
+    def _find_match(self, record: MappedRecord, *, live: bool = False) -> Optional[str]:
         if not self.collection.match_on or not record.match_value:
             return None
-        if self._prefetched is not None:
+        if self.collection.parent is not None:
+            return None  # a child's match is looked for among its parent's children (_find_under_parent)
+        if self._prefetched is not None and not live:
             return self._prefetched.by_match.get(_match_key(record.match_value))
         field = "".join(part.capitalize() for part in self.collection.match_on.split("_"))
         for page in self.client.iter_pages(self.model, page_size=10, filters={field: record.match_value}):

@@ -11,16 +11,45 @@ from tabulate import tabulate
 from bc_pipeline.catalog import ENTITIES, entity as find_entity
 
 EXTRACT_COLUMNS = ("rows", "requests", "seconds", "mode")
+# Exit codes of `bc-pipeline run` (documented in the README).
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1  # a step failed: settings, a service down, a bug; nothing after it ran
+EXIT_RECORDS_FAILED = 3  # the run finished, but some records were not delivered (they are dead letters)
 LOAD_COLUMNS = ("created", "updated", "linked", "unchanged", "failed", "requests", "seconds")
 
 
 @dataclass
 class RunOutcome:
     run_id: str
-    success: bool
+    success: bool  # every step ran; records may still have failed (see failed_records)
     extracts: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity → metadata
     loads: dict[str, dict[str, Any]] = field(default_factory=dict)  # collection slug → metadata
     error: Optional[str] = None
+
+    @property
+    def failed_records(self) -> dict[str, int]:
+        """Records not delivered, per collection slug (those with none left out)."""
+        return {slug: int(meta.get("failed", 0)) for slug, meta in self.loads.items() if int(meta.get("failed", 0))}
+
+    @property
+    def exit_code(self) -> int:
+        if not self.success:
+            return EXIT_RUN_FAILED
+        return EXIT_RECORDS_FAILED if self.failed_records else EXIT_OK
+
+    def failure_lines(self) -> list[str]:
+        """What failed, how many, where, and the command that shows it."""
+        lines = []
+        if self.failed_records:
+            total = sum(self.failed_records.values())
+            where = ", ".join(f"{slug} ({n})" for slug, n in sorted(self.failed_records.items()))
+            lines.append(f"{total} record{'s' if total != 1 else ''} failed in {where}.")
+            lines.append("See each one with its error: bc-pipeline dead-letters"
+                         + (f" --collection {next(iter(self.failed_records))}" if len(self.failed_records) == 1 else ""))
+            lines.append("They are sent again on the next run.")
+        if not self.success:
+            lines.append(f"Run {self.run_id} failed: {self.error}")
+        return lines
 
 
 def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[list[dg.AssetKey]]:
@@ -28,6 +57,7 @@ def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[li
     if not select:
         return None
     from bc_pipeline.defs.extract import extract_asset_key
+    from bc_pipeline.defs.run_report import report_key
     from bc_pipeline.defs.to_ipaas import COLLECTIONS, load_key, transform_key
 
     entities = {find_entity(name).name for name in select}
@@ -36,6 +66,7 @@ def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[li
         for c in COLLECTIONS.values():
             if set(c.source_entities) <= entities:
                 keys += [transform_key(c), load_key(c)]
+        keys.append(report_key("ipaas"))
     return keys
 
 
@@ -67,11 +98,14 @@ def run_job(
         prefix, name = materialization.asset_key.path[0], materialization.asset_key.path[-1]
         if prefix == "bc":
             outcome.extracts[name] = meta
-        elif prefix == "ipaas":
+        elif prefix in ("ipaas", "bc_out") and name != "run_report":
             outcome.loads[name] = meta
     if not result.success:
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        outcome.error = "; ".join(_failure_message(e) for e in failures) or "the run failed"
+        # The report step fails a run whose records failed; that alone is told as failed records, not as a crash.
+        steps = [e for e in failures if not (e.step_key or "").endswith("run_report")]
+        outcome.success = not steps and bool(failures)
+        outcome.error = "; ".join(_failure_message(e) for e in steps) or (None if outcome.success else "the run failed")
     return outcome
 
 

@@ -11,8 +11,10 @@ import orjson
 import pandas as pd
 from sqlalchemy import Engine
 
+from bc_pipeline.clients.business_central import BusinessCentralClient
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord, apply_collection
+from bc_pipeline.replay import remap_dead_letters
 from bc_pipeline.state import records as state
 from bc_pipeline.state.staging import StagedExtract, StagingArea
 
@@ -55,7 +57,9 @@ def payload_dir(staging: StagingArea, collection: MappingCollection, run_id: str
     return staging.root / "payloads" / collection.slug / run_id
 
 
-def transform(collection: MappingCollection, staging: StagingArea, engine: Engine, run_id: str) -> TransformResult:
+def transform(collection: MappingCollection, staging: StagingArea, engine: Engine, run_id: str,
+              bc: Optional[BusinessCentralClient] = None) -> TransformResult:
+    """Map this run's extract; with `bc`, also the dead letters' records, re-read as BC holds them now."""
     started = time.monotonic()
     frame = _frame(_extract_for(staging, collection.source, run_id))
     child_frames = {c.source: _frame(_extract_for(staging, c.source, run_id)) for c in collection.children}
@@ -67,6 +71,8 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
         return cache[table]
 
     records = apply_collection(collection, frame, links, child_frames)
+    if bc is not None:
+        records += remap_dead_letters(collection, bc, engine, {r.external_id for r in records}, links)
     directory = payload_dir(staging, collection, run_id)
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("part-*.json"):

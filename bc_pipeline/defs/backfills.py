@@ -66,7 +66,7 @@ def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
                 records = read_payloads(staging, collection, context.run.run_id)
                 if config.resend_unchanged:
                     state.forget_hashes(engine, collection.slug, [r.external_id for r in records])
-                report = Loader(client, engine, collection).load(records, retry_dead_letters=False)
+                report = Loader(client, engine, collection).load(records, run_id=context.run.run_id)
                 for kind in ("created", "updated", "linked", "unchanged", "failed"):
                     counts[f"{collection.slug}.{kind}"] = getattr(report, kind)
         finally:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
+from bc_pipeline.defs.run_report import build_run_report
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import from_ipaas_collections
 from bc_pipeline.writing import BcWriter
@@ -82,6 +83,7 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
 
 
 write_assets = [build_write_asset(c) for c in FROM_COLLECTIONS.values()]
+from_ipaas_report = build_run_report("bc_out", GROUP, [write_key(c) for c in FROM_COLLECTIONS.values()], "iPaaS.com → BC")
 
 sync_from_ipaas = dg.define_asset_job(
     name="sync_from_ipaas",

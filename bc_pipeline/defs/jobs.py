@@ -6,6 +6,7 @@ import dagster as dg
 
 from bc_pipeline.catalog import ENTITIES
 from bc_pipeline.defs.extract import GROUP as EXTRACT_GROUP
+from bc_pipeline.defs.run_report import report_key
 from bc_pipeline.defs.to_ipaas import COLLECTIONS, GROUP as TO_IPAAS_GROUP, load_key
 
 # The guide's "Initialization Support": the types that can be transferred in bulk.
@@ -43,7 +44,7 @@ def _initialization_job(job_name: str, collection_name: str) -> dg.UnresolvedAss
     collection = next(c for c in COLLECTIONS.values() if c.name == collection_name)
     return dg.define_asset_job(
         name=job_name,
-        selection=dg.AssetSelection.assets(load_key(collection)).upstream(),
+        selection=dg.AssetSelection.assets(load_key(collection)).upstream() | dg.AssetSelection.assets(report_key("ipaas")),
         config={"ops": {f"bc__{collection.source}": {"config": {"full_refresh": True}}}},
         description=f"Initialization: every {collection.entity.service} record to iPaaS.com ({collection.name}).",
     )

@@ -9,6 +9,7 @@ from bc_pipeline.defs.extract import extract_asset_key
 from bc_pipeline.defs.from_ipaas import sync_from_ipaas, write_key
 from bc_pipeline.defs.jobs import sync_to_ipaas
 from bc_pipeline.defs.resources import SubscriptionResource
+from bc_pipeline.defs.run_report import report_key
 from bc_pipeline.defs.to_ipaas import load_key, transform_key
 from bc_pipeline.mapping.collection import Direction
 from bc_pipeline.state import inbox
@@ -24,8 +25,8 @@ STALE_AFTER = dt.timedelta(minutes=30)
 def _selection(batch) -> list[dg.AssetKey]:
     c = batch.collection
     if c.direction is Direction.FROM_IPAAS:
-        return [write_key(c)]
-    return [extract_asset_key(BY_NAME[s]) for s in c.source_entities] + [transform_key(c), load_key(c)]
+        return [write_key(c), report_key("bc_out")]
+    return [extract_asset_key(BY_NAME[s]) for s in c.source_entities] + [transform_key(c), load_key(c), report_key("ipaas")]
 
 
 @dg.sensor(

@@ -70,3 +70,13 @@ dead_letters = Table(
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
 )
+
+# Who is writing a mapping collection right now: two runs that load the same collection never overlap.
+# A lease expires unless its holder renews it, so a run killed with -9 blocks others only briefly.
+leases = Table(
+    "bc_pipeline_leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
