@@ -14,13 +14,19 @@ from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME, Entity
 from bc_pipeline.clients.business_central import BusinessCentralClient
-from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError
+from bc_pipeline.clients import odata
+from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.mapping.collection import Child, MappingCollection
 from bc_pipeline.mapping.engine import filter_mask, map_rules
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
+
+# A create whose outcome was unclear is looked up in BC, then sent again at most this many times in all.
+CREATE_ATTEMPTS = 3
+UNCLEAR_BACKOFF_SECONDS = (1.0, 4.0)
+LINE_NO_STEP = 10_000
 
 
 class WriteFailed(PipelineError):
@@ -87,33 +93,40 @@ class BcWriter:
     # -- many records ------------------------------------------------------------------------
 
     def sync(self, ipaas_ids: list[str]) -> WriteReport:
+        """Write the requested records, and every earlier failure of the collection again; each is committed as it lands."""
         started = time.monotonic()
         bc_before, ipaas_before = self.bc.counter.requests, self.ipaas.counter.requests
         report = WriteReport(collection=self.collection.name)
         hashes = state.hashes(self.engine, self.collection.slug)
-        failures: list[dict[str, Any]] = []
-        delivered: list[tuple[str, str, str]] = []
-        for ipaas_id in dict.fromkeys(str(i) for i in ipaas_ids):
-            try:
-                outcome, digest = self._one(ipaas_id, hashes.get(ipaas_id))
-            except WriteFailed as exc:
-                outcome, digest = WriteOutcome(ipaas_id, "failed", error=str(exc)), None
-                failures.append({"external_id": ipaas_id, "payload": exc.details, "error": str(exc),
-                                 "status": exc.status, "code": exc.code, "correlation_id": exc.correlation_id})
-            except ServiceError as exc:
-                outcome, digest = WriteOutcome(ipaas_id, "failed", error=str(exc)), None
-                failures.append({"external_id": ipaas_id, "payload": {}, "error": str(exc), "status": exc.status,
-                                 "code": exc.code, "correlation_id": exc.correlation_id})
+        retried = [d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)]
+        for ipaas_id in dict.fromkeys([str(i) for i in ipaas_ids] + retried):
+            outcome, digest, failure = self._one_safely(ipaas_id, hashes.get(ipaas_id))
             report.outcomes.append(outcome)
-            if digest and outcome.kind in ("created", "updated", "unchanged") and outcome.bc_key:
-                delivered.append((ipaas_id, digest, outcome.bc_key))
-        state.save_hashes(self.engine, self.collection.slug, delivered)
-        state.clear_dead_letters(self.engine, self.collection.slug, [d[0] for d in delivered])
-        state.record_failures(self.engine, self.collection.slug, failures)
+            if failure is not None:
+                state.record_failures(self.engine, self.collection.slug, [failure])
+            elif outcome.kind in ("created", "updated", "unchanged", "skipped"):
+                if digest and outcome.bc_key:
+                    state.save_hashes(self.engine, self.collection.slug, [(ipaas_id, digest, outcome.bc_key)])
+                state.clear_dead_letters(self.engine, self.collection.slug, [ipaas_id])
         report.bc_requests = self.bc.counter.requests - bc_before
         report.ipaas_requests = self.ipaas.counter.requests - ipaas_before
         report.seconds = time.monotonic() - started
         return report
+
+    def _one_safely(self, ipaas_id: str, previous) -> tuple[WriteOutcome, Optional[str], Optional[dict[str, Any]]]:
+        """One record as its own unit of work: whatever goes wrong becomes its dead letter, the rest go on."""
+        try:
+            outcome, digest = self._one(ipaas_id, previous)
+            return outcome, digest, None
+        except Exception as exc:  # each record is its own unit of work: the rest go on
+            if not isinstance(exc, PipelineError):
+                log.exception("%s: iPaaS id %s failed unexpectedly", self.collection.name, ipaas_id)
+            error = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+            failure = {"external_id": ipaas_id, "payload": getattr(exc, "details", None) or {}, "error": error,
+                       "status": getattr(exc, "status", None),
+                       "code": getattr(exc, "code", None) or type(exc).__name__,
+                       "correlation_id": getattr(exc, "correlation_id", None)}
+            return WriteOutcome(ipaas_id, "failed", error=error), None, failure
 
     def poll_ids(self) -> list[str]:
         """Every iPaaS record of the collection's model (a scheduled run without requested ids)."""
@@ -178,24 +191,59 @@ class BcWriter:
         return found
 
     def _existing_key(self, keys: dict[str, Any]) -> Optional[str]:
+        """The BC record with these values: a key read when they are its key, else a filtered read."""
+        if set(keys) <= set(self.entity.keys):
+            record = self._get_or_none(self.entity.service, keys)
+            return self.entity.external_id(record) if record is not None else None
+        query = odata.all_of(self.entity.fixed_filter, *(odata.compare(k, "eq", v) for k, v in keys.items()))
+        found = list(self.bc.read(self.entity.service, select=list(self.entity.keys), filter=query))
+        if len(found) > 1:
+            raise WriteFailed(
+                f"{len(found)} Business Central {self.entity.service} records have "
+                + ", ".join(f"{k} {v!r}" for k, v in keys.items())
+                + f" ({', '.join(self.entity.external_id(r) for r in found[:5])}); link the right one in iPaaS.com "
+                "or make the value unique, then sync again"
+            )
+        return self.entity.external_id(found[0]) if found else None
+
+    def _get_or_none(self, service: str, keys: dict[str, Any]) -> Optional[dict[str, Any]]:
         try:
-            record = self.bc.get(self.entity.service, keys)
+            return self.bc.get(service, keys)
         except ServiceError as exc:
             if exc.status == 404:  # a record read: 404 means no such record, not an unpublished service
                 return None
             raise
-        return self.entity.external_id(record)
+
+    def _create_once(self, service: str, body: dict[str, Any], find) -> dict[str, Any]:
+        """POST, and after an unclear outcome (lost answer, 5xx, 429) look the record up before sending again."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self.bc.create(service, body)
+            except (ServiceError, PipelineError) as exc:
+                if not outcome_unclear(exc) or attempt == CREATE_ATTEMPTS:
+                    raise
+                log.warning("%s: the create's outcome is unclear (%s); looking it up before sending again", service, exc)
+                found = find()
+                if found is not None:
+                    return found
+                time.sleep(UNCLEAR_BACKOFF_SECONDS[min(attempt, len(UNCLEAR_BACKOFF_SECONDS)) - 1])
+        raise AssertionError("unreachable")
 
     def _create(self, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> str:
         c = self.collection
         [add_only], _ = self._map(c.add_only_fields, [], [_flatten(record)]) if c.add_only_fields else ([{}], [None])
         body = {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
-        created = self.bc.create(self.entity.service, body)
-        bc_key = self.entity.external_id(created)
-        # Link at once: if anything after this fails, the next run finds the order instead of creating another.
-        self.ipaas.link(c.table, bc_key, ipaas_id)
+
+        def find() -> Optional[dict[str, Any]]:
+            key = self._existing_key({c.match_on: values[c.match_on]}) if c.match_on and values.get(c.match_on) else None
+            return {"key": key} if key is not None else None
+
+        created = self._create_once(self.entity.service, body, find)
+        bc_key = created["key"] if set(created) == {"key"} else self.entity.external_id(created)
+        # Link at once, here first: if anything after this fails, the next run finds the order instead of creating another.
         state.save_links(self.engine, c.table, [(bc_key, ipaas_id)])
         self._links(c.table)[ipaas_id] = bc_key
+        self.ipaas.link(c.table, bc_key, ipaas_id)
         return bc_key
 
     def _update(self, bc_key: str, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> bool:
@@ -225,52 +273,71 @@ class BcWriter:
     # -- children (sales order lines) --------------------------------------------------------
 
     def _child_values(self, child: Child, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The lines as BC values, each with the Line_No its iPaaS sequence number gives it."""
         items = [i for i in record.get(child.name) or [] if isinstance(i, dict)]
         rows = [_flatten(i) for i in items]
         mapped, errors = self._map(child.fields, child.custom_fields, rows)
         for item, error in zip(items, errors):
             if error:
                 raise WriteFailed(f"line {item.get('sequence_number') or item.get('id')}: {error}", details={"ipaas": record})
+        line_numbers = _line_numbers(items)
         return [
-            {**{k: v for k, v in m.items() if v is not None and k != "custom_fields"}, "_ipaas_id": str(i.get("id"))}
-            for m, i in zip(mapped, items)
+            {**{k: v for k, v in m.items() if v is not None and k != "custom_fields"}, "Line_No": n,
+             "_ipaas_id": str(i["id"]) if i.get("id") not in (None, "") else None}
+            for m, i, n in zip(mapped, items, line_numbers)
         ]
 
     def _write_children(self, child: Child, parent_key: str, record: dict[str, Any],
                         lines: list[dict[str, Any]], *, new_parent: bool) -> tuple[int, int]:
-        """Each line: PATCH if linked, else POST and link. Lines of a header created just now cannot be
-        linked yet, so they are not looked up."""
+        """Each line by its key (order, Line_No): PATCH what differs if BC has it, else POST; then link it.
+
+        A line's key is known before it is written, so a line is never created twice: lines of an order
+        created just now are not read first, and after an unclear create the key is read before sending again.
+        """
         entity = BY_NAME[child.model]
         created = updated = 0
         for line in lines:
             line = dict(line)
             line_ipaas_id = line.pop("_ipaas_id")
-            lookable = child.table and line_ipaas_id != "None" and not new_parent
-            line_key = self._linked_key(child.table, line_ipaas_id) if lookable else None
+            keys = {"Document_Type": "Order", child.child_key: parent_key, "Line_No": line["Line_No"]}
+            line_key = entity.external_id(keys)
             try:
-                if line_key is not None:
-                    keys = entity.keys_from_external_id(line_key)
-                    current = self.bc.get(entity.service, keys)
+                current = None if new_parent else self._get_or_none(entity.service, keys)
+                if current is not None:
                     changes = {k: v for k, v in line.items() if k not in keys and not _same(current.get(k), v)}
                     if changes:
                         self.bc.update(entity.service, keys, changes, etag=current["@odata.etag"])
                         updated += 1
-                    continue
-                body = {**line, "Document_Type": "Order", child.child_key: parent_key}
-                answer = self.bc.create(entity.service, body)
-                line_key = entity.external_id(answer)
-                if child.table:
-                    self.ipaas.link(child.table, line_key, line_ipaas_id)
+                else:
+                    body = {**line, **keys}
+                    self._create_once(entity.service, body, lambda: self._get_or_none(entity.service, keys))
+                    created += 1
+                if child.table and line_ipaas_id is not None and self._links(child.table).get(line_ipaas_id) != line_key:
                     state.save_links(self.engine, child.table, [(line_key, line_ipaas_id)])
                     self._links(child.table)[line_ipaas_id] = line_key
-                created += 1
-            except ServiceError as exc:
+                    self.ipaas.link(child.table, line_key, line_ipaas_id)
+            except (ServiceError, PipelineError) as exc:
+                status, code, correlation = (exc.status, exc.code, exc.correlation_id) if isinstance(exc, ServiceError) \
+                    else (None, type(exc).__name__, None)
+                what = "was refused" if isinstance(exc, ServiceError) and not outcome_unclear(exc) else "could not be written"
                 raise WriteFailed(
-                    f"order {parent_key} is in Business Central but line {line.get('No')} was refused: {exc.message} "
-                    f"(the next run adds the missing lines, without a second order)",
-                    status=exc.status, code=exc.code, correlation_id=exc.correlation_id, details={"ipaas": record},
+                    f"order {parent_key} is in Business Central but line {line['Line_No']} ({line.get('No')}) {what}: "
+                    f"{getattr(exc, 'message', exc)} (the next run adds the missing lines, without a second order)",
+                    status=status, code=code, correlation_id=correlation, details={"ipaas": record},
                 ) from None
         return created, updated
+
+
+def _line_numbers(items: list[dict[str, Any]]) -> list[int]:
+    """BC Line_No per line: the iPaaS sequence number when every line has a distinct one, else by position."""
+    sequence = [i.get("sequence_number") for i in items]
+    try:
+        numbers = [int(s) for s in sequence]
+    except (TypeError, ValueError):
+        numbers = []
+    if numbers and all(n > 0 for n in numbers) and len(set(numbers)) == len(numbers):
+        return numbers
+    return [(position + 1) * LINE_NO_STEP for position in range(len(items))]
 
 
 def _same(current: Any, wanted: Any) -> bool:
