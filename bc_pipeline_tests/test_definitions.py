@@ -28,3 +28,20 @@ def test_every_module_says_its_job_in_one_line():
         if text.strip() and not text.lstrip().startswith('"""'):
             undocumented.append(str(path.relative_to(root)))
     assert undocumented == []
+
+
+def test_runs_that_load_one_collection_queue_one_after_the_other(tmp_path):
+    """dagster.yaml's run queue lets one run per bc_pipeline/collection tag value through at a time."""
+    import pathlib
+    import shutil
+
+    import dagster as dg
+
+    from bc_pipeline.defs.jobs import COLLECTION_TAG
+
+    shutil.copy(pathlib.Path(__file__).parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": COLLECTION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    tagged = {j.name: j.tags.get(COLLECTION_TAG) for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
+    assert all(tagged[name] for name in ("sync_to_ipaas", "initial_load", "initialize_locations"))

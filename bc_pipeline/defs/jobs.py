@@ -16,6 +16,11 @@ INITIALIZATIONS = {
     "initialize_shipping_methods": "Dynamics Shipping Method Add/Update to iPaaS",
 }
 
+# Runs that load the same mapping collections wait in Dagster's run queue (dagster.yaml's
+# tag_concurrency_limits); runs outside the queue (bc-pipeline run) wait on the collection's lease instead.
+COLLECTION_TAG = "bc_pipeline/collection"
+EVERY_COLLECTION = "every collection to iPaaS.com"
+
 FULL_REFRESH_CONFIG = {"ops": {f"bc__{e.name}": {"config": {"full_refresh": True}} for e in ENTITIES}}
 
 extract_business_central = dg.define_asset_job(
@@ -27,6 +32,7 @@ extract_business_central = dg.define_asset_job(
 sync_to_ipaas = dg.define_asset_job(
     name="sync_to_ipaas",
     selection=dg.AssetSelection.groups(EXTRACT_GROUP, TO_IPAAS_GROUP),
+    tags={COLLECTION_TAG: EVERY_COLLECTION},
     description="Incremental sync: what changed in Business Central since the last delivered run, mapped and "
     "loaded into iPaaS.com in dependency order; unchanged payloads are not sent.",
 )
@@ -35,6 +41,7 @@ initial_load = dg.define_asset_job(
     name="initial_load",
     selection=dg.AssetSelection.groups(EXTRACT_GROUP, TO_IPAAS_GROUP),
     config=FULL_REFRESH_CONFIG,
+    tags={COLLECTION_TAG: EVERY_COLLECTION},
     description="Every record of every entity, read in full and loaded in dependency order (categories before "
     "customers, locations before inventory, products before orders, orders before tracking).",
 )
@@ -46,6 +53,7 @@ def _initialization_job(job_name: str, collection_name: str) -> dg.UnresolvedAss
         name=job_name,
         selection=dg.AssetSelection.assets(load_key(collection)).upstream() | dg.AssetSelection.assets(report_key("ipaas")),
         config={"ops": {f"bc__{collection.source}": {"config": {"full_refresh": True}}}},
+        tags={COLLECTION_TAG: collection.name},
         description=f"Initialization: every {collection.entity.service} record to iPaaS.com ({collection.name}).",
     )
 

@@ -7,7 +7,7 @@ import dagster as dg
 from bc_pipeline.catalog import BY_NAME
 from bc_pipeline.defs.extract import extract_asset_key
 from bc_pipeline.defs.from_ipaas import sync_from_ipaas, write_key
-from bc_pipeline.defs.jobs import sync_to_ipaas
+from bc_pipeline.defs.jobs import COLLECTION_TAG, sync_to_ipaas
 from bc_pipeline.defs.resources import SubscriptionResource
 from bc_pipeline.defs.run_report import report_key
 from bc_pipeline.defs.to_ipaas import load_key, transform_key
@@ -50,7 +50,7 @@ def sync_requests_sensor(context: dg.SensorEvaluationContext, subscription: Subs
             job_name=job.name,
             asset_selection=_selection(batch),
             run_config=run_config_for(batch),
-            tags={"bc_pipeline/inbox_batch": batch.key, "bc_pipeline/collection": batch.collection.name,
+            tags={"bc_pipeline/inbox_batch": batch.key, COLLECTION_TAG: batch.collection.name,
                   "bc_pipeline/requests": str(len(batch.requests))},
         )
     if not batches:
