@@ -155,12 +155,13 @@ def linked(world, instance):
     return world
 
 
-def _transaction(world, number: str, lines: int = 3) -> dict:
+def _transaction(world, number: str, lines: int = 3, *, numbered: bool = True) -> dict:
     customer_id = next(str(c["id"]) for c in world.ipaas_records("Company"))
     skus = [i["No"] for i in world.handle.records("ItemCard")[:lines]]
     return world.ipaas("POST", "records/Transaction", json={
         "transaction_number": number, "type": "Order", "status": "Pending", "customer_id": int(customer_id),
-        "lines": [{"sequence_number": n + 1, "sku": sku, "qty": n + 1, "unit_price": 5} for n, sku in enumerate(skus)],
+        "lines": [{**({"sequence_number": n + 1} if numbered else {}), "sku": sku, "qty": n + 1, "unit_price": 5}
+                  for n, sku in enumerate(skus)],
     })
 
 
@@ -241,3 +242,15 @@ def test_a_run_whose_records_failed_exits_3_and_says_how_many_where_and_the_comm
     assert "bc-pipeline dead-letters --collection product_to_ipaas" in run.stderr
     engine = _state_engine()
     assert len(state.dead_letters_of(engine, "product_to_ipaas")) == items
+
+
+def test_lines_without_usable_sequence_numbers_are_numbered_by_position_and_written_once(linked, instance):
+    world = linked
+    transaction = _transaction(world, "WEB-NOSEQ", numbered=False)
+    world.handle.set_faults({"kind": "lost_answer", "then": "drop", "target": "bc", "method": "POST",
+                             "service": "SalesOrderLines", "count": 1})
+    assert _write(instance, [transaction["id"]])["failed"] == 0
+    [order] = _orders(world, "WEB-NOSEQ")
+    assert [n for n, _ in _lines(world, order["No"])] == [10000, 20000, 30000]
+    assert _write(instance, [transaction["id"]])["failed"] == 0
+    assert [n for n, _ in _lines(world, order["No"])] == [10000, 20000, 30000]
