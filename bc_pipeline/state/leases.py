@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -41,8 +42,32 @@ def holder_name(run_id: Optional[str] = None) -> str:
     return f"run {run_id} on {who}" if run_id else f"{who} ({uuid.uuid4().hex[:8]})"
 
 
+def _holder_is_dead(holder: str) -> bool:
+    """True when the holder was a process on this host that no longer runs (killed with -9, say)."""
+    match = re.search(r" on (?P<host>\S+) pid (?P<pid>\d+)", holder)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _take_from_the_dead(engine: Engine, name: str, holder: str, expires: dt.datetime) -> bool:
+    with engine.begin() as conn:
+        current = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar_one_or_none()
+        if current is None or not _holder_is_dead(current):
+            return False
+        log.warning("the lease on %s was held by %s, which no longer runs; taking it over", name, current)
+        return bool(conn.execute(update(leases).where(and_(leases.c.name == name, leases.c.holder == current))
+                                 .values(holder=holder, expires_at=expires)).rowcount)
+
+
 def try_acquire(engine: Engine, name: str, holder: str, seconds: float = LEASE_SECONDS) -> Optional[str]:
-    """Take the lease if it is free or expired; None on success, else the current holder."""
+    """Take the lease if it is free, expired, or its holder's process is gone; None on success, else the holder."""
     now = _now()
     expires = now + dt.timedelta(seconds=seconds)
     try:
@@ -59,6 +84,9 @@ def try_acquire(engine: Engine, name: str, holder: str, seconds: float = LEASE_S
         ).rowcount
         if taken:
             return None
+    if _take_from_the_dead(engine, name, holder, expires):
+        return None
+    with engine.connect() as conn:
         return conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar_one_or_none() or "another run"
 
 

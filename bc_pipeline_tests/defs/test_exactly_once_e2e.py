@@ -254,3 +254,17 @@ def test_lines_without_usable_sequence_numbers_are_numbered_by_position_and_writ
     assert [n for n, _ in _lines(world, order["No"])] == [10000, 20000, 30000]
     assert _write(instance, [transaction["id"]])["failed"] == 0
     assert [n for n, _ in _lines(world, order["No"])] == [10000, 20000, 30000]
+
+
+def test_a_lease_held_by_a_process_that_was_killed_is_taken_over_at_once(world):
+    engine = _state_engine()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead_holder = f"run r1 on {__import__('socket').gethostname()} pid {gone.pid}"
+    assert leases.try_acquire(engine, "load:y", dead_holder) is None
+    assert leases.try_acquire(engine, "load:y", "run r2") is None
+    assert leases.current_holder(engine, "load:y") == "run r2"
+    alive = leases.holder_name("r3")  # this very process: alive, so its lease is respected
+    leases.release(engine, "load:y", "run r2")
+    assert leases.try_acquire(engine, "load:y", alive) is None
+    assert leases.try_acquire(engine, "load:y", "run r4") == alive
