@@ -17,7 +17,7 @@ import orjson
 
 from . import odata
 from .bc_errors import Answer, BCError
-from .business_central import (ODataRequest, Route, company_segment, entity_answer, find_record, key_description)
+from .bc_routes import ODataRequest, Route, company_segment, entity_answer, find_record, key_description
 from .schema import EDM, MAX_LENGTH, Service
 from .state import SandboxState
 
