@@ -1,27 +1,52 @@
-"""OData JSON $batch: up to 100 operations in one call; ``Isolation: snapshot`` makes them all-or-nothing.
-
-Request: ``{"requests": [{"id", "method", "url", "headers": {...}, "body": {...}}]}``; ``url`` is relative to
-``ODataV4/`` or absolute. Answer: ``{"responses": [{"id", "status", "headers", "body"}]}`` in request order.
-Without snapshot isolation every operation stands alone. With it, the first failing operation (status >= 400)
-undoes every change made before it and the answer holds that one failure only (the OData JSON batch rule
-for a failed atomicity group; BC's docs say only that the changes are reverted).
-"""
+"""OData JSON $batch (webservices/use-odata-batch): at most 100 operations; `Isolation: snapshot` makes one transaction."""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Optional
+from urllib.parse import quote, urlsplit
 
 import orjson
 
+from . import odata
 from .bc_errors import Answer, BCError
-from .business_central import ODataRequest, handle
+from .business_central import ODataRequest, handle, parse_route, service_name_of
 from .state import SandboxState
+
+# Not in Microsoft's doc, whose failing example operation is the last: an operation after the failing one of a snapshot
+# batch is not run and is answered 424 Failed Dependency, OData 4.01's status for a request whose prerequisite failed.
+NOT_RUN_STATUS = 424
 
 
 def run_batch(state: SandboxState, req: ODataRequest, correlation_id: str) -> Answer:
-    content_type = req.headers.get("content-type", "")
-    if "json" not in content_type.lower():
+    """Every operation answered in request order, ``{"responses": [{"id", "status", "headers", "body"?}]}``."""
+    requests = _requests(state, req)
+    snapshot = req.headers.get("isolation", "").strip().lower() == "snapshot"
+    journal: Optional[list] = [] if snapshot else None
+    responses: list[dict[str, Any]] = []
+    failed: Optional[str] = None
+    try:
+        for item in requests:
+            answer = _one(state, req, item, journal, correlation_id)
+            responses.append(_response(item, answer))
+            if snapshot and answer.status >= 400:
+                failed = str(responses[-1]["id"] or len(responses))
+                break
+    except BaseException:
+        _roll_back(journal)
+        raise
+    if failed is not None:
+        # Microsoft's example answers the operations before the failure as they ran (200, 204) although their changes
+        # are gone: a client must read any failure in a snapshot batch as "nothing was applied".
+        _roll_back(journal)
+        for item in requests[len(responses):]:
+            skipped = BCError(NOT_RUN_STATUS, "BadRequest", f"Not run: operation '{failed}' of this Isolation: snapshot "
+                              "batch failed, so the batch was rolled back.")
+            responses.append(_response(item, skipped.answer(correlation_id)))
+    return Answer(200, orjson.dumps({"responses": responses}), {"OData-Version": "4.0"})
+
+
+def _requests(state: SandboxState, req: ODataRequest) -> list:
+    if "json" not in req.headers.get("content-type", "").lower():
         raise BCError(400, "BadRequest", "The sandbox accepts JSON $batch requests only "
                       "(Content-Type: application/json).")
     try:
@@ -35,55 +60,73 @@ def run_batch(state: SandboxState, req: ODataRequest, correlation_id: str) -> An
     if len(requests) > limit:
         raise BCError(400, "BadRequest", f"The batch request contains {len(requests)} operations; the maximum is "
                       f"{limit}.")
-    snapshot = req.headers.get("isolation", "").strip().lower() == "snapshot"
-    journal: list = []
-    responses: list[dict[str, Any]] = []
-    for i, item in enumerate(requests):
-        rid = str(item.get("id", i + 1)) if isinstance(item, dict) else str(i + 1)
-        answer = _one(state, req, item, journal if snapshot else None, correlation_id)
-        response: dict[str, Any] = {"id": rid, "status": answer.status,
-                                    "headers": {k.lower(): v for k, v in answer.headers.items()}}
-        if answer.content_type:
-            response["headers"]["content-type"] = answer.content_type
-        body = answer.json()
-        if body is not None:
-            response["body"] = body
-        if snapshot and answer.status >= 400:
-            for table, key, old in reversed(journal):
-                table.restore(key, old)
-            return Answer(200, orjson.dumps({"responses": [response]}), {"OData-Version": "4.0"})
-        responses.append(response)
-    return Answer(200, orjson.dumps({"responses": responses}), {"OData-Version": "4.0"})
+    return requests
 
 
-def _one(state: SandboxState, outer: ODataRequest, item: Any, journal, correlation_id: str) -> Answer:
+def _roll_back(journal: Optional[list]) -> None:
+    for table, key, old in reversed(journal or []):
+        table.restore(key, old)
+    if journal:
+        journal.clear()
+
+
+def _response(item: Any, answer: Answer) -> dict[str, Any]:
+    # The request's own id, null when it has none (Microsoft's example sends none and gets "id": null).
+    rid = item.get("id") if isinstance(item, dict) else None
+    response: dict[str, Any] = {"id": None if rid is None else str(rid), "status": answer.status,
+                                "headers": {k.lower(): v for k, v in answer.headers.items()}}
+    if answer.content_type:
+        response["headers"]["content-type"] = answer.content_type
+    body = answer.json()
+    if body is not None:
+        response["body"] = body
+    return response
+
+
+def _one(state: SandboxState, outer: ODataRequest, item: Any, journal: Optional[list], correlation_id: str) -> Answer:
     try:
         if not isinstance(item, dict) or not item.get("method") or not item.get("url"):
-            raise BCError(400, "BadRequest", "Each batch request needs 'id', 'method' and 'url'.")
-        url = str(item["url"])
-        root = outer.service_root
-        if url.startswith("http://") or url.startswith("https://"):
-            parts = urlsplit(url)
-            root_path = urlsplit(root).path
-            if not parts.path.startswith(root_path):
-                raise BCError(400, "BadRequest", f"The batch request URL '{url}' is not under {root}.")
-            path, query = parts.path[len(root_path):], parts.query
-        else:
-            if url.startswith("/"):
-                root_path = urlsplit(root).path
-                url = url[len(root_path):] if url.startswith(root_path) else url.lstrip("/")
-            path, _, query = url.partition("?")
-        if path == "$batch":
+            raise BCError(400, "BadRequest", "Each batch request needs 'method' and 'url'.")
+        path, query = _relative(str(item["url"]), outer.service_root)
+        if path.rstrip("/") == "$batch":
             raise BCError(400, "BadRequest", "A $batch request cannot be nested.")
         headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+        path = _with_company(path, query, headers.get("company"))
         body = item.get("body")
         raw = b"" if body is None else (body.encode() if isinstance(body, str) else orjson.dumps(body))
         inner = ODataRequest(method=str(item["method"]).upper(), path=path, query=query, headers=headers, body=raw,
-                             service_root=root, client_id=outer.client_id, journal=journal, in_batch=True)
-        from .business_central import service_name_of
+                             service_root=outer.service_root, client_id=outer.client_id, journal=journal, in_batch=True)
         service = service_name_of(path, query)
         if service:
             state.count_service(service, inner.method)
         return handle(state, inner)
     except BCError as exc:
         return exc.answer(correlation_id)
+
+
+def _relative(url: str, root: str) -> tuple[str, str]:
+    """(path after ODataV4/, query) of an absolute URL, a path from the host, or a URL relative to ODataV4/."""
+    root_path = urlsplit(root).path
+    if url.startswith("http://") or url.startswith("https://"):
+        parts = urlsplit(url)
+        if not parts.path.startswith(root_path):
+            raise BCError(400, "BadRequest", f"The batch request URL '{url}' is not under {root}.")
+        return parts.path[len(root_path):], parts.query
+    if url.startswith("/"):
+        url = url[len(root_path):] if url.startswith(root_path) else url.lstrip("/")
+    path, _, query = url.partition("?")
+    return path, query
+
+
+def _with_company(path: str, query: str, company: Optional[str]) -> str:
+    """A ``Company`` header (set on each operation in Microsoft's example) names the company of a URL without one."""
+    # Assumed: Company('…') in the URL, or ?company=, wins over the header (the doc shows the header alone).
+    if not company:
+        return path
+    try:
+        route = parse_route(path, query)
+    except BCError:
+        return path  # answered as malformed when the operation runs
+    if route.kind not in ("collection", "entity") or route.company is not None or route.company_id is not None:
+        return path
+    return "Company(" + quote(odata.quote(company), safe="'") + ")/" + path

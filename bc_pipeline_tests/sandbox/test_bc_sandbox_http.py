@@ -279,31 +279,6 @@ def test_post_creates_with_numbers_from_the_series(sb, s):
     assert sb.records("SalesOrderLines", filter=f"Document_No eq '{order_no}'") == []
 
 
-def test_batch_runs_operations_and_snapshot_isolation_is_all_or_nothing(sb, s):
-    def req(i, method, url, body=None):
-        item = {"id": str(i), "method": method, "url": url, "headers": {"Content-Type": "application/json"}}
-        if method in ("PATCH", "DELETE"):
-            item["headers"]["If-Match"] = "*"
-        if body is not None:
-            item["body"] = body
-        return item
-
-    company = "Company('CRONUS%20USA%2C%20Inc.')"
-    plain = {"requests": [req(1, "PATCH", f"{company}/CustomerCard('C10040')", {"Name_2": "batch"}),
-                          req(2, "GET", sb.company_url("ItemCard") + "('10010')?$select=No"),
-                          req(3, "PATCH", f"{company}/CustomerCard('NOPE')", {"Name_2": "x"})]}
-    r = s.post(f"{sb.odata_root}/$batch", json=plain)
-    assert r.status_code == 200
-    assert [(x["id"], x["status"]) for x in r.json()["responses"]] == [("1", 200), ("2", 200), ("3", 404)]
-    assert r.json()["responses"][1]["body"]["No"] == "10010"
-    plain["requests"][0]["body"] = {"Name_2": "snapshot"}
-    r = s.post(f"{sb.odata_root}/$batch", json=plain, headers={"Isolation": "snapshot"})
-    assert [x["status"] for x in r.json()["responses"]] == [404]
-    assert sb.records("CustomerCard", key="C10040")[0]["Name_2"] == "batch"  # rolled back
-    too_many = {"requests": [req(i, "GET", f"{company}/Locations") for i in range(101)]}
-    bc_error(s.post(f"{sb.odata_root}/$batch", json=too_many), 400)
-
-
 # --- The rest of the port: iPaaS dispatch, admin, launcher -----------------------------------------------
 
 def test_ipaas_paths_reach_the_ipaas_stand_in(sb):
