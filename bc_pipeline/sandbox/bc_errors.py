@@ -9,13 +9,18 @@ Codes and statuses used (dynamics-error-codes, http status table in business-cen
   400 BadRequest / BadRequest_*      unknown property, incompatible types, bad body, batch too large
   400 BadRequest_InvalidToken        PATCH/DELETE without If-Match
   400 Internal_EntityWithSameKeyExists  POST of an existing key
+  400 BadRequest_InvalidOperation, Application_EvaluateException, Internal_InvalidTableRelation,
+      Application_DialogException, Application_FieldValidationException  writes BC refuses (bc_rules.py)
+  400 Application_StringExceededLength  a value longer than its Code[n]/Text[n]
   401 Authentication_InvalidCredentials  token missing, unknown or expired (+ WWW-Authenticate)
   403 Authorization_InsufficientPermissions  the app is not permitted in BC (configurable per client id)
-  404 BadRequest_NotFound            service not published / record missing
+  404 BadRequest_ResourceNotFound    service not published ("Resource not found for the segment 'X'")
+  404 BadRequest_NotFound            record missing, no such URL
   404 Internal_CompanyNotFound       unknown company (status 404 chosen; BC's docs give no status for it)
   409 Request_EntityChanged          stale ETag
-  429 Application_TooManyRequests    rate limit / queue full / fault switch
-  500 Internal_ServerError, 503 Application_ServiceUnavailable, 504 Application_GatewayTimeout (fault switches)
+  429 Application_TooManyRequests    rate limit / queue full / fault switch (Retry-After only when configured)
+  500 Internal_ServerError, 502 Application_BadGateway, 503 Application_ServiceUnavailable,
+  504 Application_GatewayTimeout     fault switches; 502 and 503 always carry Retry-After, as BC's docs say
 """
 
 from __future__ import annotations
@@ -66,6 +71,11 @@ def syntax_error() -> BCError:
     return BCError(400, "BadRequest_NotFound", "Bad Request - Error in query syntax.")
 
 
+def resource_not_found(segment: str, url: str) -> BCError:
+    return BCError(404, "BadRequest_ResourceNotFound", f"Resource not found for the segment '{segment}'. No web "
+                   f"service named '{segment}' is published (request URI '{url}').")
+
+
 def not_found_resource(url: str) -> BCError:
     return BCError(404, "BadRequest_NotFound", f"No HTTP resource was found that matches the request URI '{url}'.")
 
@@ -85,6 +95,10 @@ def forbidden(client_id: str) -> BCError:
     return BCError(403, "Authorization_InsufficientPermissions",
                    f"The user does not have permission to access Business Central. The application '{client_id}' "
                    "is not registered on the Microsoft Entra Applications page or has no permission sets.")
+
+
+# BC's docs say 502/503 carry Retry-After but give no value; 1 s keeps runs against faults short.
+SERVICE_RETRY_AFTER_SECONDS = 1.0
 
 
 def retry_after_header(seconds: Optional[float]) -> dict[str, str]:
@@ -107,4 +121,6 @@ def server_error(status: int, retry_after: Optional[float] = None) -> BCError:
         504: ("Application_GatewayTimeout", "The request took too long to process."),
         408: ("Application_RequestTimeout", "The operation has timed out."),
     }.get(status, ("Internal_ServerError", f"HTTP {status}."))
+    if retry_after is None and status in (502, 503):
+        retry_after = SERVICE_RETRY_AFTER_SECONDS
     return BCError(status, code, message, retry_after_header(retry_after))

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, quote as urlquote, unquote
 import orjson
 
 from . import odata
-from .bc_errors import Answer, BCError, record_not_found, syntax_error
+from .bc_errors import Answer, BCError, record_not_found, resource_not_found, syntax_error
 from .schema import Service
 from .state import SandboxState
 
@@ -120,8 +120,7 @@ def check_company(state: SandboxState, route: Route) -> None:
 def service_of(state: SandboxState, route: Route, url: str) -> Service:
     """The published service a route names, or BC's 404."""
     if route.service not in state.services or not state.is_published(route.service):
-        raise BCError(404, "BadRequest_NotFound", f"Resource not found for the segment '{route.service}'. No web "
-                      f"service named '{route.service}' is published (request URI '{url}').")
+        raise resource_not_found(route.service or "", url)
     return state.services[route.service]
 
 

@@ -5,6 +5,8 @@ SalesOrders 101001+1); Line_No in steps of 10,000 on SalesOrderLines; Last_Date_
 SystemModifiedAt when enabled) on CustomerCard/ItemCard; Search_Name/Search_Description; a sales header
 copies its customer's name and addresses; a line copies its item's description, unit and price, and
 Line_Amount = Quantity x Unit_Price x (1 - Line_Discount_Percent/100); deleting an order deletes its lines.
+Code fields are upper-cased; what BC refuses (read-only fields, options, relations, blocked records, orders that
+are not Open) is checked by bc_rules.py.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any, Optional
 
 import orjson
 
-from . import odata
+from . import bc_rules, odata
 from .bc_errors import Answer, BCError
 from .bc_routes import ODataRequest, Route, company_segment, entity_answer, find_record, key_description
-from .schema import EDM, MAX_LENGTH, Service
+from .schema import EDM, Service
 from .state import SandboxState
 
 IF_MATCH_MISSING = ("Could not validate the client concurrency token required by the service. Please provide a "
@@ -45,6 +47,11 @@ def parse_body(req: ODataRequest, service: Service) -> dict[str, Any]:
     return out
 
 
+def code_upper(value: str) -> str:
+    """A Code field's value as BC stores it: upper-cased letter by letter, so 'ß' stays 'ß' (not 'SS')."""
+    return "".join(u if len(u := c.upper()) == 1 else c for c in value)
+
+
 def coerce(service: Service, name: str, value: Any) -> Any:
     ftype = service.types[name]
     bad = BCError(400, "BadRequest", f"Cannot convert the literal '{value}' to the expected type '{EDM[ftype]}' "
@@ -52,7 +59,9 @@ def coerce(service: Service, name: str, value: Any) -> Any:
     if ftype in ("str", "enum"):
         if not isinstance(value, str):
             raise bad
-        limit = MAX_LENGTH.get((service.name, name))
+        if name in service.code_fields:
+            value = code_upper(value)
+        limit = service.max_length.get(name)
         if limit and len(value) > limit:
             raise BCError(400, "Application_StringExceededLength", f"The length of the string is {len(value)}, but "
                           f"it must be less than or equal to {limit} characters. Value: {value}")
@@ -125,10 +134,10 @@ def _fill_from_customer(state: SandboxState, service: Service, values: list, giv
     no = _get(service, values, "Sell_to_Customer_No")
     if not no:
         return
-    customers = state.store.tables["CustomerCard"]
-    row = customers.get((no,))
+    row = state.store.tables["CustomerCard"].get((no,))
     if row is None:
-        raise _record_not_found("Customer", f"No.={odata.quote(no)}")
+        raise bc_rules.invalid_relation(service, "Sell_to_Customer_No", no, "Customer")
+    bc_rules.check_customer_can_order(state, no)
     cs = state.services["CustomerCard"]
     c = dict(zip(cs.fields, row.values))
     copy = {"Sell_to_Customer_Name": c["Name"], "Sell_to_Address": c["Address"], "Sell_to_Address_2": c["Address_2"],
@@ -158,6 +167,7 @@ def _fill_from_item(state: SandboxState, service: Service, values: list, given: 
     if row is None:
         raise _record_not_found("Item", f"No.={odata.quote(no)}")
     its = state.services["ItemCard"]
+    bc_rules.check_item_can_be_sold(its, no, row.values)
     it = dict(zip(its.fields, row.values))
     copy = {"Description": it["Description"], "Description_2": it["Description_2"],
             "Unit_of_Measure_Code": it["Sales_Unit_of_Measure"] or it["Base_Unit_of_Measure"],
@@ -193,6 +203,7 @@ def create(state: SandboxState, req: ODataRequest, route: Route, service: Servic
     if not service.writable:
         raise BCError(405, "BadRequest_MethodNotAllowed", f"'{service.name}' is a query; it cannot be written.")
     given = parse_body(req, service)
+    bc_rules.check_fields(state, service, given)
     values = list(service.defaults)
     for name, value in given.items():
         values[service.index[name]] = value
@@ -219,10 +230,11 @@ def create(state: SandboxState, req: ODataRequest, route: Route, service: Servic
         doc = _get(service, values, "Document_No")
         if not doc:
             raise BCError(400, "BadRequest", "Document_No must have a value in Sales Line.")
-        headers = state.store.tables["SalesOrders"]
-        header = headers.get(("Order", doc))
+        header = state.store.tables["SalesOrders"].get(("Order", doc))
         if header is None:
-            raise _record_not_found("Sales Header", f"Document Type='Order',No.={odata.quote(doc)}")
+            raise bc_rules.invalid_relation(service, "Document_No", doc, "Sales Header")
+        if _get(service, values, "Type") != "_blank_":  # TestStatusOpen skips comment lines
+            bc_rules.check_order_open(state, doc, header.values)
         if "Line_No" not in given or not given["Line_No"]:
             table = state.store.tables[name]
             last = 0
@@ -273,6 +285,7 @@ def _prepare_change(state: SandboxState, req: ODataRequest, route: Route, servic
 def update(state: SandboxState, req: ODataRequest, route: Route, service: Service) -> Answer:
     table, key, row = _prepare_change(state, req, route, service)
     given = parse_body(req, service)
+    bc_rules.check_fields(state, service, given)
     values = list(row.values)
     for k, v in zip(service.keys, key):
         if k in given and given[k] != v:
@@ -284,9 +297,14 @@ def update(state: SandboxState, req: ODataRequest, route: Route, service: Servic
         _set(service, values, "Search_Name", str(given["Name"]).upper()[:100])
     if service.name == "ItemCard" and "Description" in given and "Search_Description" not in given:
         _set(service, values, "Search_Description", str(given["Description"]).upper()[:100])
-    if service.name == "SalesOrders" and "Sell_to_Customer_No" in given:
-        _fill_from_customer(state, service, values, given)
+    if service.name == "SalesOrders":
+        if bc_rules.HEADER_FIELDS_NEEDING_OPEN.intersection(given):
+            bc_rules.check_order_open(state, key[1], row.values)
+        if "Sell_to_Customer_No" in given:
+            _fill_from_customer(state, service, values, given)
     if service.name == "SalesOrderLines":
+        if set(given) - {"Description", "Description_2"}:
+            _check_line_order_open(state, service, key, row.values, values)
         if "No" in given or "Type" in given:
             _fill_from_item(state, service, values, given)
         recompute_line(service, values)
@@ -296,8 +314,16 @@ def update(state: SandboxState, req: ODataRequest, route: Route, service: Servic
     return entity_answer(state, req, service, key, new)
 
 
+def _check_line_order_open(state: SandboxState, service: Service, key: tuple, *versions: list) -> None:
+    """A line's TestStatusOpen: any change but to a comment line (Type blank before and after)."""
+    if any(_get(service, v, "Type") != "_blank_" for v in versions):
+        bc_rules.check_order_open(state, key[1])
+
+
 def delete(state: SandboxState, req: ODataRequest, route: Route, service: Service) -> Answer:
     table, key, row = _prepare_change(state, req, route, service)
+    if service.name == "SalesOrderLines":
+        _check_line_order_open(state, service, key, row.values)
     table.delete(key)
     _journal(req, table, key, row)
     if service.name == "SalesOrders":

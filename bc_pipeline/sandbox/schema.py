@@ -1,7 +1,8 @@
-"""The published services' shapes: fields read from pages/*.tsv, their OData types, keys and defaults."""
+"""The published services' shapes: fields read from pages/*.tsv, their types, keys, defaults and write rules."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -88,13 +89,52 @@ OVERRIDES: dict[str, dict[str, tuple[str, Any]]] = {
     "ItemCard": {"Blocked": ("bool", False)},
     "SalesOrderLines": {"Type": ("enum", "Item")},
 }
-# BC's field lengths (Code[20], Text[100]...), enforced on writes for the fields that matter most.
-MAX_LENGTH = {
-    ("CustomerCard", "No"): 20, ("CustomerCard", "Name"): 100, ("ItemCard", "No"): 20,
-    ("ItemCard", "Description"): 100, ("Locations", "Code"): 10, ("ShippingAgents", "Code"): 10,
-    ("CustomerPriceGroups", "Code"): 10, ("SalesOrders", "No"): 20, ("SalesOrderLines", "Document_No"): 20,
-    ("SalesOrderLines", "No"): 20, ("SalesOrders", "External_Document_No"): 35,
+# The values each option/enum field accepts (its AL members, " " written "_blank_" as BC's OData does); the
+# members are the captions the seed uses, e.g. "Non-Inventory", "Charge (Item)".
+_BLANK = "_blank_"
+_DEFAULT_YES_NO = ("Default", "No", "Yes")
+_WHSE = ("No Warehouse Handling", "Warehouse Pick (optional)", "Warehouse Pick (mandatory)")
+_LINE_TYPES = (_BLANK, "G/L Account", "Item", "Resource", "Fixed Asset", "Charge (Item)", "Allocation Account")
+OPTION_VALUES: dict[str, tuple[str, ...]] = {
+    "Partner_Type": (_BLANK, "Company", "Person"), "Intrastat_Partner_Type": (_BLANK, "Company", "Person"),
+    "Application_Method": ("Manual", "Apply to Oldest"), "Reserve": ("Never", "Optional", "Always"),
+    "Control50": ("Never", "Optional", "Always"), "Shipping_Advice": ("Partial", "Complete"),
+    "Price_Calculation_Method": (_BLANK, "Lowest Price"), "Copy_Sell_to_Addr_to_Qte_From": ("Company", "Person"),
+    "Customized_Calendar": ("No", "Yes"), "Type": ("Inventory", "Service", "Non-Inventory"),
+    "Costing_Method": ("FIFO", "LIFO", "Specific", "Average", "Standard"),
+    "Price_Profit_Calculation": ("Profit=Price-Cost", "Price=Cost+Profit", "No Relationship"),
+    "Replenishment_System": ("Purchase", "Prod. Order", "Assembly"),
+    "Assembly_Policy": ("Assemble-to-Stock", "Assemble-to-Order"),
+    "Reordering_Policy": (_BLANK, "Fixed Reorder Qty.", "Maximum Qty.", "Order", "Lot-for-Lot"),
+    "Order_Tracking_Policy": ("None", "Tracking Only", "Tracking & Action Msg."),
+    "VariantMandatoryDefaultYes": _DEFAULT_YES_NO, "VariantMandatoryDefaultNo": _DEFAULT_YES_NO,
+    "StockoutWarningDefaultYes": _DEFAULT_YES_NO, "StockoutWarningDefaultNo": _DEFAULT_YES_NO,
+    "PreventNegInventoryDefaultYes": _DEFAULT_YES_NO, "PreventNegInventoryDefaultNo": _DEFAULT_YES_NO,
+    "Prod_Consumption_Whse_Handling": (*_WHSE, "Inventory Pick/Movement"),
+    "Prod_Output_Whse_Handling": ("No Warehouse Handling", "Inventory Put-away"),
+    "Asm_Consump_Whse_Handling": (*_WHSE, "Inventory Movement"),
+    "Job_Consump_Whse_Handling": ("No Warehouse Handling", "Warehouse Pick (mandatory)", "Inventory Pick"),
+    "Default_Bin_Selection": (_BLANK, "Fixed Bin", "Last-Used Bin"),
+    "Special_Equipment": (_BLANK, "According to Bin", "According to SKU/Item"),
+    "Bin_Capacity_Policy": ("Never Check Capacity", "Allow More Than Max. Capacity", "Prohibit More Than Max. Cap."),
+    "Put_away_Bin_Policy": ("Default Bin", "Put-away Template", "Directed Put-away"),
+    "Pick_Bin_Policy": ("Default Bin", "Bin Ranking", "Directed Pick"),
+    "Status": ("Open", "Released", "Pending Approval", "Pending Prepayment"),
+    "Job_Queue_Status": (_BLANK, "Scheduled for Posting", "Error", "Posting"),
+    "ShippingOptions": ("Default (Sell-to Address)", "Alternate Shipping Address", "Custom Address"),
+    "BillToOptions": ("Default (Customer)", "Another Customer", "Custom Address"),
+    "FilteredTypeField": (*_LINE_TYPES, "Comment"),
+    "IC_Partner_Ref_Type": (_BLANK, "G/L Account", "Item", "Charge (Item)", "Cross Reference", "Common Item No.",
+                            "Vendor Item No."),
+    "Document_Type": ("Quote", "Order", "Invoice", "Credit Memo", "Blanket Order", "Return Order"),
 }
+SERVICE_OPTION_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "CustomerCard": {"Blocked": (_BLANK, "Ship", "Invoice", "All")},
+    "SalesOrderLines": {"Type": _LINE_TYPES},
+}
+
+_LENGTH = re.compile(r"^(?:Code|Text)\[(\d+)\]$")
+SYSTEM_FIELDS = {"SystemModifiedAt": ("DateTime", "system")}  # (AL type, why read-only) of fields BC adds itself
 
 EDM = {"str": "Edm.String", "enum": "Edm.String", "dec": "Edm.Decimal", "int": "Edm.Int32",
        "bool": "Edm.Boolean", "date": "Edm.Date", "datetime": "Edm.DateTimeOffset"}
@@ -116,10 +156,19 @@ class Service:
     field_captions: dict[str, str] = field(default_factory=dict)  # OData name -> BC field caption
     flow_filters: tuple[str, ...] = ()  # accepted in $filter, not part of the record
     writable: bool = True
+    al_types: dict[str, str] = field(default_factory=dict)  # OData name -> AL type, e.g. "Code[20]"
+    read_only: dict[str, str] = field(default_factory=dict)  # OData name -> why: FlowField, system, ...
+    relations: dict[str, str] = field(default_factory=dict)  # OData name -> related table's caption
+    options: dict[str, tuple[str, ...]] = field(default_factory=dict)  # option field -> its values
     index: dict[str, int] = field(init=False)
+    max_length: dict[str, int] = field(init=False)
+    code_fields: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.index = {f: i for i, f in enumerate(self.fields)}
+        lengths = {f: _LENGTH.match(t) for f, t in self.al_types.items()}
+        self.max_length = {f: int(m.group(1)) for f, m in lengths.items() if m}
+        self.code_fields = frozenset(f for f, t in self.al_types.items() if t.startswith("Code"))
 
     @property
     def key_index(self) -> tuple[int, ...]:
@@ -138,15 +187,27 @@ PAGE_SERVICES = {
     "SalesOrderLines": ("SalesOrderSubform.tsv", 46, "Sales Line", ("Document_Type", "Document_No", "Line_No"), ()),
     "CustomerPriceGroups": ("CustomerPriceGroups.tsv", 7, "Customer Price Group", ("Code",), ()),
 }
+# Tenant extension fields: their AL types are unknown, so they are written as text, unchecked.
 CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code")}
 KEY_CAPTIONS = {"No": "No.", "Code": "Code", "Document_Type": "Document Type", "Document_No": "Document No.",
                 "Line_No": "Line No."}
+KEY_TYPES = {"No": "Code[20]", "Document_Type": "Option", "Document_No": "Code[20]", "Line_No": "Integer"}
 
 
-def read_page_fields(tsv: Path) -> tuple[list[str], dict[str, str]]:
+@dataclass
+class PageField:
+    """One `field` row of a page TSV."""
+
+    name: str
+    caption: str
+    al_type: str = ""
+    read_only: str = ""  # why it cannot be written, or ""
+    relation: str = ""  # the table a value must exist in, or ""
+
+
+def read_page(tsv: Path) -> list[PageField]:
     """The `field` rows of a page TSV, in page order, without duplicates or quoted names."""
-    names: list[str] = []
-    captions: dict[str, str] = {}
+    rows: dict[str, PageField] = {}
     for line in tsv.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
@@ -154,11 +215,11 @@ def read_page_fields(tsv: Path) -> tuple[list[str], dict[str, str]]:
         if len(cols) < 3 or cols[0] != "field":
             continue
         name = cols[2].strip()
-        if not name or '"' in name or "'" in name or name in captions:
+        if not name or '"' in name or "'" in name or name in rows:
             continue
-        names.append(name)
-        captions[name] = cols[1].strip()
-    return names, captions
+        extra = [c.strip() for c in cols[7:10]] + [""] * (10 - max(len(cols), 7))
+        rows[name] = PageField(name, cols[1].strip(), *extra[:3])
+    return list(rows.values())
 
 
 def field_type(service: str, name: str) -> tuple[str, Any]:
@@ -181,14 +242,20 @@ def field_type(service: str, name: str) -> tuple[str, Any]:
 
 
 def _service(name: str, object_type: str, object_id: int, table: str, keys: tuple[str, ...], fields: list[str],
-             captions: dict[str, str], flow_filters: tuple[str, ...] = (), writable: bool = True) -> Service:
+             captions: dict[str, str], flow_filters: tuple[str, ...] = (), writable: bool = True,
+             page: Optional[list[PageField]] = None) -> Service:
     types: dict[str, str] = {}
     defaults: list[Any] = []
     for f in fields:
         t, d = field_type(name, f)
         types[f] = t
         defaults.append(d)
-    return Service(name, object_type, object_id, table, keys, fields, types, defaults, captions, flow_filters, writable)
+    rows = {r.name: r for r in page or []}
+    options = {f: SERVICE_OPTION_VALUES.get(name, {}).get(f) or OPTION_VALUES[f] for f in fields if types[f] == "enum"}
+    return Service(name, object_type, object_id, table, keys, fields, types, defaults, captions, flow_filters, writable,
+                   al_types={r.name: r.al_type for r in rows.values() if r.al_type},
+                   read_only={r.name: r.read_only for r in rows.values() if r.read_only},
+                   relations={r.name: r.relation for r in rows.values() if r.relation}, options=options)
 
 
 def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_modified_at: bool = False,
@@ -197,11 +264,14 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
     pages_dir = pages_dir or PAGES_DIR
     services: dict[str, Service] = {}
     for name, (tsv, object_id, table, keys, flow) in PAGE_SERVICES.items():
-        fields, captions = read_page_fields(pages_dir / tsv)
+        page = read_page(pages_dir / tsv)
+        fields = [r.name for r in page]
+        captions = {r.name: r.caption for r in page}
         for k in reversed(keys):  # primary-key fields are always exposed, first
             if k not in fields:
                 fields.insert(0, k)
                 captions[k] = KEY_CAPTIONS.get(k, k)
+                page.append(PageField(k, captions[k], KEY_TYPES.get(k, "")))
         for extra in CUSTOM_FIELDS.get(name, ()):
             if extra not in fields:
                 fields.append(extra)
@@ -209,8 +279,13 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
         if system_modified_at and name in ("CustomerCard", "ItemCard"):
             fields.append("SystemModifiedAt")
             captions["SystemModifiedAt"] = "SystemModifiedAt"
-        services[name] = _service(name, "Page", object_id, table, keys, fields, captions, flow)
+            page.append(PageField("SystemModifiedAt", "SystemModifiedAt", *SYSTEM_FIELDS["SystemModifiedAt"]))
+        services[name] = _service(name, "Page", object_id, table, keys, fields, captions, flow, page=page)
     columns = list(dict.fromkeys(itemsbylocation_columns))
     services["Itemsbylocation"] = _service("Itemsbylocation", "Query", 2554, "Items by Location", (), columns,
                                            {c: c for c in columns}, writable=False)
     return services
+
+
+# BC's field lengths (Code[20], Text[100]...) as $metadata shows them, from the page TSVs' AL types.
+MAX_LENGTH = {(s.name, f): n for s in build_services().values() for f, n in s.max_length.items()}

@@ -217,7 +217,7 @@ def test_403_for_an_app_without_business_central_permission(sb, s):
 
 def test_404_for_an_unpublished_service_and_an_unknown_company(sb, s):
     sb.set_faults({"action": "unpublish", "service": "ItemCard"})
-    error = bc_error(s.get(sb.company_url("ItemCard")), 404, "BadRequest_NotFound")
+    error = bc_error(s.get(sb.company_url("ItemCard")), 404, "BadRequest_ResourceNotFound")
     assert "ItemCard" in error["message"]
     assert '<EntitySet Name="ItemCard"' not in s.get(f"{sb.odata_root}/$metadata").text
     sb.clear_faults()
