@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Engine
 
 from bc_pipeline.clients.errors import PipelineError, ServiceError, outcome_unclear
-from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.clients.ipaas import NESTED_IN_PARENT, IpaasClient
 from bc_pipeline.mapping.collection import Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
 from bc_pipeline.state import leases
@@ -139,8 +139,8 @@ class Loader:
             work.append((record, digest))
 
         uncached = sum(1 for r, _ in work if r.external_id not in links and r.error is None)
-        if uncached > PREFETCH_THRESHOLD and self.collection.parent is None:
-            self._prefetch()
+        if uncached > PREFETCH_THRESHOLD:
+            self._prefetch() if self.collection.parent is None else self._prefetch_children()
 
         # Records that share a match value (two BC customers with one e-mail) go after the others, one
         # at a time: the first creates, the rest then match it instead of creating a duplicate.
@@ -163,6 +163,19 @@ class Loader:
     def _match_value(self, payload: dict[str, Any]) -> Optional[str]:
         value = payload.get(self.collection.match_on) if self.collection.match_on else None
         return str(value) if value not in (None, "") else None
+
+    def _prefetch_children(self) -> None:
+        """Every parent listed once, with the children it holds: one request per 1,000 parents, not one per child."""
+        nested = NESTED_IN_PARENT.get(self.model)
+        if nested is None:
+            return
+        parent_model, field_name = nested
+        for page in self.client.iter_pages(parent_model, page_size=PREFETCH_PAGE_SIZE):
+            for parent in page:
+                # A parent listed without the field says nothing about its children: those are listed one by one.
+                if isinstance(parent.get(field_name), list) and all(
+                        isinstance(c, dict) and "external_ids" in c for c in parent[field_name]):
+                    self._children_of[str(parent["id"])] = parent[field_name]
 
     def _prefetch(self) -> None:
         records: list[dict[str, Any]] = []

@@ -28,6 +28,11 @@ ENDPOINTS: dict[str, tuple[str, str, str, str]] = {
     "Transaction Tracking": ("transactions", "Transaction/{parent}/Tracking", "Transaction/{parent}/Tracking/{id}",
                              "Transaction/{parent}/Trackings"),
 }
+# A child model listed inside its parent's records: (parent model, the parent's field holding them). Assumed:
+# the Transaction shape lists `tracking`; that each item there carries its external_ids is not documented.
+NESTED_IN_PARENT: dict[str, tuple[str, str]] = {
+    "Transaction Tracking": ("Transaction", "tracking"),
+}
 TABLE_DOMAINS: dict[str, str] = {
     "customer": "customers",
     "address": "customers",
