@@ -11,7 +11,7 @@ import orjson
 
 from . import odata
 from .bc_errors import Answer, BCError, record_not_found, resource_not_found, syntax_error
-from .schema import Service
+from .schema import Service, code_upper
 from .state import SandboxState
 
 _SEGMENT = re.compile(r"^([A-Za-z_][\w]*)(?:\((.*)\))?$", re.DOTALL)
@@ -139,6 +139,9 @@ def find_record(state: SandboxState, service: Service, key_text: str):
         raise syntax_error() from None
     except odata.ODataQueryError as exc:
         raise BCError(400, exc.code, str(exc)) from None
+    # a key literal is evaluated into its field's type: a Code key finds the record whatever the case asked
+    key = tuple(code_upper(v) if k in service.code_fields and isinstance(v, str) else v
+                for k, v in zip(service.keys, key))
     table = state.store.tables[service.name]
     row = table.get(key)
     if row is None:

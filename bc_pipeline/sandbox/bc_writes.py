@@ -20,7 +20,7 @@ import orjson
 from . import bc_rules, odata
 from .bc_errors import Answer, BCError
 from .bc_routes import ODataRequest, Route, company_segment, entity_answer, find_record, key_description
-from .schema import EDM, Service
+from .schema import EDM, Service, code_upper
 from .state import SandboxState
 
 IF_MATCH_MISSING = ("Could not validate the client concurrency token required by the service. Please provide a "
@@ -45,11 +45,6 @@ def parse_body(req: ODataRequest, service: Service) -> dict[str, Any]:
                           "Make sure to only use property names that are defined by the type.")
         out[name] = coerce(service, name, value)
     return out
-
-
-def code_upper(value: str) -> str:
-    """A Code field's value as BC stores it: upper-cased letter by letter, so 'ß' stays 'ß' (not 'SS')."""
-    return "".join(u if len(u := c.upper()) == 1 else c for c in value)
 
 
 def coerce(service: Service, name: str, value: Any) -> Any:

@@ -222,6 +222,11 @@ def read_page(tsv: Path) -> list[PageField]:
     return list(rows.values())
 
 
+def code_upper(value: str) -> str:
+    """A Code field's value as BC stores it: upper-cased letter by letter, so 'ß' stays 'ß' (not 'SS')."""
+    return "".join(u if len(u := c.upper()) == 1 else c for c in value)
+
+
 def field_type(service: str, name: str) -> tuple[str, Any]:
     """The sandbox's OData type for a field, and its value when the record leaves it blank."""
     if name in OVERRIDES.get(service, {}):

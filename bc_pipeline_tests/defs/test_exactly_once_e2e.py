@@ -178,7 +178,8 @@ def _write(instance, ids) -> dict:
 
 
 def _orders(world, number: str) -> list[dict]:
-    return [o for o in world.handle.records("SalesOrders") if o["External_Document_No"] == number]
+    """The BC orders carrying a transaction number (External Document No. is a Code field: BC upper-cases it)."""
+    return [o for o in world.handle.records("SalesOrders") if o["External_Document_No"] == number.upper()]
 
 
 def _lines(world, order_no: str) -> list[tuple[int, str]]:

@@ -9,9 +9,8 @@ import pytest
 
 from bc_pipeline.sandbox import seed
 from bc_pipeline.sandbox.bc_setup import RELATED_SERVICES, SETUP_CODES
-from bc_pipeline.sandbox.bc_writes import code_upper
 from bc_pipeline.sandbox.launcher import SandboxConfig, start_sandbox
-from bc_pipeline.sandbox.schema import build_services
+from bc_pipeline.sandbox.schema import build_services, code_upper
 
 from .bc_support import bc_error, odata_session
 
@@ -251,6 +250,7 @@ def test_code_fields_and_keys_are_upper_cased_text_fields_keep_their_case(sb, s)
     assert (r.json()["No"], r.json()["Shelf_No"], r.json()["Description"]) == ("LOW'ER/C&", "STRAßE", "Mixed Case")
     assert r.headers["Location"].endswith("/ItemCard('LOW''ER/C&')")
     assert sb.records("ItemCard", key="LOW'ER/C&")[0]["Search_Description"] == "MIXED CASE"
+    assert s.get(url(sb, "ItemCard", "Low'er/C&")).json()["No"] == "LOW'ER/C&"  # a Code key finds it in any case
     again = s.post(sb.company_url("ItemCard"), json={"No": "LOW'ER/c&", "Description": "again"})
     bc_error(again, 400, "Internal_EntityWithSameKeyExists")
     order = s.post(sb.company_url("SalesOrders"), json={"Sell_to_Customer_No": new_customer(sb, s).lower()})
