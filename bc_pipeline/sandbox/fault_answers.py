@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import entra
 from .bc_errors import BCError, retry_after_header, server_error, too_many_requests
+from .ipaas_http import ApiError, error_body
 
 IPAAS_MESSAGES = {429: "Too many requests", 500: "Internal server error", 502: "Bad gateway",
                   503: "Service unavailable", 504: "Gateway timeout"}
@@ -29,10 +30,7 @@ def entra_error_for(scope, status: int, retry_after: Optional[float]) -> Respons
 
 
 def ipaas_error_for(scope, status: int, retry_after: Optional[float]) -> Response:
-    """iPaaS.com's error body (ipaas.error_body) and X-Correlation-Id, the client's own id when it sent one."""
-    from .ipaas import error_body
-    from .ipaas_links import ApiError
-
+    """iPaaS.com's error body (ipaas_http.error_body) and X-Correlation-Id, the client's own id when it sent one."""
     sent = dict(scope["headers"]).get(b"x-correlation-id", b"").decode("latin-1")
     correlation_id = sent or uuid.uuid4().hex
     error = ApiError(status, f"{IPAAS_MESSAGES.get(status, f'HTTP {status}')} (sandbox fault)")

@@ -1,25 +1,14 @@
-"""External-id links of the iPaaS.com stand-in: which BC record (external id) is which iPaaS.com record.
-
-One link per (system id, table, external id), and at most one per (system id, table, internal id):
-linking either side again re-links it. Deleting a record keeps its links, which then answer
-``DELETED:<id>`` (lookups of an internal id answer ``DELETED:<external id>``), as iPaaS.com's do.
-"""
+"""The iPaaS.com stand-in's external-id links (article 15302917, Template): which BC record is which iPaaS.com one."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from bc_pipeline.sandbox.ipaas_http import ApiError
+
 SYSTEM_NAME = "MSD 365"
 CUSTOMER_KINDS = ("Customer", "Company")
-
-
-class ApiError(Exception):
-    """An error answered as JSON: ``{"errors": [{"message", "field"}], "correlation_id"}``."""
-
-    def __init__(self, status: int, message: str, field: Optional[str] = None, headers: Optional[dict] = None):
-        super().__init__(message)
-        self.status, self.message, self.field, self.headers = status, message, field, headers or {}
 
 
 # External-id table names, spelt as ipaas.md and the Template spell them (matched case-insensitively):
@@ -59,7 +48,12 @@ def now_iso() -> str:
 
 
 class LinkIndex:
-    """The links; ``Store`` extends it with the records (``exists`` and ``lock`` come from there)."""
+    """The links; ``Store`` extends it with the records (``exists`` and ``lock`` come from there).
+
+    One link per (system id, table, external id), and at most one per (system id, table, internal id): linking either
+    side again re-links it. A deleted record's links stay and answer ``DELETED:<id>`` (lookups of an internal id
+    ``DELETED:<external id>``), as the Template expects.
+    """
 
     def __init__(self, system_id: str):
         self.system_id = str(system_id)

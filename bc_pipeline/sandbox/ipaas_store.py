@@ -1,9 +1,4 @@
-"""The iPaaS.com stand-in's records (in memory): shapes, validation, full-replace updates, indexes.
-
-The facts (field names, table names, required fields) come from /work/shared/reference/ipaas.md
-and the public iPaaS.com Integration Template's response models; the ones that are assumed are
-marked where they are defined. Links are in ``ipaas_links.py``, the HTTP side in ``ipaas.py``.
-"""
+"""The iPaaS.com stand-in's records: shapes, enumerations, validation, full-replace PUT (article 15504591), indexes."""
 
 from __future__ import annotations
 
@@ -12,7 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from bc_pipeline.sandbox.ipaas_links import CUSTOMER_KINDS, TABLES, ApiError, LinkIndex, now_iso
+from bc_pipeline.sandbox.ipaas_http import ApiError
+from bc_pipeline.sandbox.ipaas_links import CUSTOMER_KINDS, TABLES, LinkIndex, now_iso
 
 
 @dataclass(frozen=True)
@@ -29,6 +25,15 @@ class Model:
     sequence: str = ""  # id counter; Customer and Company share one (see TABLES["customer"])
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+
+# Enumerated fields, each checked the same way: case-insensitively (ASSUMED), refused naming the field and these values.
+# Where each list comes from is in IPAAS_BEHAVIOUR.md; a tenant whose values differ edits the line.
+PRODUCT_TYPES = ("Physical", "Virtual",  # article 9052445, which adds "others have been added for integration needs"
+                 "Service Items")  # article 14114012: BC's Service items become "Service Items" by lookup translation
+TRACKING_METHODS = ("Product", "Variant")  # article 9052445 "Tracking Method Options"
+PRODUCT_STATUSES = ("Active", "Inactive")  # ASSUMED: article 14114012 sets products "active"; no list is published
+TRANSACTION_TYPES = ("Order", "Shipment", "Invoice", "Hold", "Quote", "Ticket", "Return", "Validated Return", "Job")
+TRANSACTION_STATUSES = ("Pending", "Complete", "Cancelled", "Shipped", "Backorder", "Partial Refunded", "Refunded")
 
 _DATES = ("created_datetime", "updated_datetime")
 _ADDRESS = (
@@ -57,7 +62,8 @@ MODELS: dict[str, Model] = {m.name: m for m in (
            "sale_price", "tax_class", "barcode", "unit", "allow_discounts", "allow_backorders", "width",
            "height", "depth", "weight", "variants", "categories", "alternate_ids") + _DATES,
           required=("sku", "name", "type", "tracking_method", "status"),
-          lists=("variants", "categories", "alternate_ids"), unique=(("sku", True),), indexed=("sku", "name")),
+          lists=("variants", "categories", "alternate_ids"), unique=(("sku", True),), indexed=("sku", "name"),
+          enums={"type": PRODUCT_TYPES, "tracking_method": TRACKING_METHODS, "status": PRODUCT_STATUSES}),
     Model("Product Inventory", "products", "product inventory",
           ("parent_id", "location_id", "qty_on_hand", "qty_available", "cost") + _DATES,
           required=("parent_id", "location_id"), indexed=("parent_id",),
@@ -73,10 +79,7 @@ MODELS: dict[str, Model] = {m.name: m for m in (
           required=("transaction_number", "type", "status"),
           lists=("lines", "taxes", "payments", "tracking", "addresses", "notes"),
           indexed=("transaction_number", "email_address"), refs={"customer_id": CUSTOMER_KINDS},
-          enums={"type": ("Order", "Shipment", "Invoice", "Hold", "Quote", "Ticket", "Return",
-                          "Validated Return", "Job"),
-                 "status": ("Pending", "Complete", "Cancelled", "Shipped", "Backorder",
-                            "Partial Refunded", "Refunded")}),
+          enums={"type": TRANSACTION_TYPES, "status": TRANSACTION_STATUSES}),
 )}
 
 # A transaction's children, kept inside its body; each gets an id of its own kind. None = any keys.
@@ -120,6 +123,11 @@ def _int_or_none(value: Any) -> Optional[int]:
         return int(str(value).strip())
     except (TypeError, ValueError):
         return None
+
+
+def check_enum(model: str, fieldname: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value is not None and str(value).lower() not in {a.lower() for a in allowed}:
+        raise ApiError(400, f"{model} {fieldname} {value!r} is not one of: {', '.join(allowed)}", fieldname)
 
 
 def check_custom_fields(values: Any, where: str) -> list:
@@ -195,10 +203,7 @@ class Store(LinkIndex):
             if rec.get(f) is None or (isinstance(rec[f], str) and not rec[f].strip()):
                 raise ApiError(400, f"{f} is required for {m.name}", f)
         for f, allowed in m.enums.items():
-            if rec.get(f) is not None:
-                match = [a for a in allowed if a.lower() == str(rec[f]).lower()]
-                if not match:
-                    raise ApiError(400, f"{f} {rec[f]!r} is not one of {', '.join(allowed)}", f)
+            check_enum(m.name, f, rec.get(f), allowed)
         for f, kinds in m.refs.items():
             if rec.get(f) is not None and not self.exists(kinds, as_id(rec[f], f)):
                 raise ApiError(400, f"{f} {rec[f]} does not exist ({' or '.join(kinds)})", f)

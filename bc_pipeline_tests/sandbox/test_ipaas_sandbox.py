@@ -8,12 +8,13 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from bc_pipeline.sandbox.ipaas import ENDPOINTS, build_ipaas_app
+from bc_pipeline.sandbox.ipaas import build_ipaas_app
+from bc_pipeline.sandbox.ipaas_endpoints import ENDPOINTS
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SYSTEM = "1001"
-PRODUCT = {"sku": "10000", "name": "Bicycle", "type": "Physical", "tracking_method": "Tracked", "status": "Active"}
+PRODUCT = {"sku": "10000", "name": "Bicycle", "type": "Physical", "tracking_method": "Product", "status": "Active"}
 
 
 def client(**config) -> TestClient:
@@ -358,3 +359,86 @@ def test_starts_empty_unless_preseeded():
     seeded = build_ipaas_app({"seed": 7, "scale": 2.0, "preseed": 3}).state.ipaas.store
     assert len(seeded.records["Company"]) == len(seeded.records["Customer"]) == len(seeded.records["Product"]) == 6
     assert seeded.links == {}
+
+
+def test_the_templates_client_id_and_tracking_guid_are_accepted_on_every_call_and_never_filter(api):
+    # The official Template sends X-Client-Id on every call and appends ?trackingGuid=<guid> to every URL.
+    guid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    sent = {**AUTH, "X-Client-Id": "company-client-7", "TrackingGuid": guid}
+    q = f"trackingGuid={guid}"
+
+    def call(method, path, body=None, status=200):
+        sep = "&" if "?" in path else "?"
+        r = api.request(method, f"{path}{sep}{q}", json=body, headers=sent)
+        assert r.status_code == status, r.text
+        return r
+
+    created = call("POST", "/products/v2/Catalog/Product", PRODUCT, 201).json()
+    call("POST", "/products/v2/Catalog/Product", {**PRODUCT, "sku": "10001"}, 201)
+    call("PUT", f"/products/v2/Catalog/Product/{created['id']}", {**PRODUCT, "name": "Bike"})
+    assert call("GET", f"/products/v2/Catalog/Product/{created['id']}").json()["name"] == "Bike"
+    assert len(call("GET", "/products/v2/Catalog/Products").json()) == 2
+    assert len(call("GET", "/products/v2/Catalog/Products?pageSize=1&TrackingGuid=x&tracking_guid=y").json()) == 1
+    assert [p["sku"] for p in call("GET", "/products/v2/Catalog/Products?action=equals&Sku=10001").json()] == ["10001"]
+    link = {"table_name": "product", "system_id": SYSTEM, "external_id": "10000", "internal_id": "1",
+            "tracking_guid": guid}
+    assert call("POST", "/products/v2/External/UpdateExternalId", link).json()["tracking_guid"] == guid
+    assert call("GET", "/products/v2/External/LookupSpaceport/1001/product/10000").json() == "1"
+    assert call("GET", "/products/v2/External/LookupExternal/1/1001/product").json() == "10000"
+    special = {"table_name": "product", "system_id": int(SYSTEM), "external_id": "10000", "tracking_guid": guid}
+    assert call("POST", "/products/v2/External/LookupSpecial", special).json() == "1"
+    order = call("POST", "/transactions/v2/Transaction",
+                 {"transaction_number": "T1", "type": "Order", "status": "Pending"}, 201).json()
+    call("POST", f"/transactions/v2/Transaction/{order['id']}/Tracking", {"tracking_number": "1Z"}, 201)
+    assert len(call("GET", f"/transactions/v2/Transaction/{order['id']}/Trackings").json()) == 1
+    call("DELETE", f"/products/v2/Catalog/Product/{created['id']}", status=204)
+    assert {e["query"] for e in api.get("/_sandbox/ipaas/requests").json()} >= {q}
+
+
+@pytest.mark.parametrize("path, body, field, allowed", [
+    ("/products/v2/Catalog/Product", {**PRODUCT, "type": "Widget"}, "type", "Physical, Virtual, Service Items"),
+    ("/products/v2/Catalog/Product", {**PRODUCT, "tracking_method": "Tracked"}, "tracking_method", "Product, Variant"),
+    ("/products/v2/Catalog/Product", {**PRODUCT, "status": "Gone"}, "status", "Active, Inactive"),
+    ("/transactions/v2/Transaction", {"transaction_number": "1", "type": "Sales Order", "status": "Pending"}, "type",
+     "Order, Shipment, Invoice, Hold, Quote, Ticket, Return, Validated Return, Job"),
+    ("/transactions/v2/Transaction", {"transaction_number": "1", "type": "Order", "status": "Open"}, "status",
+     "Pending, Complete, Cancelled, Shipped, Backorder, Partial Refunded, Refunded"),
+])
+def test_every_enumerated_field_is_refused_alike_naming_the_field_and_its_values(api, path, body, field, allowed):
+    wrong = body[field]
+    r = api.post(path, json=body, headers=AUTH)
+    assert_error(r, 400, field, f"{field} {wrong!r} is not one of: {allowed}")
+    assert api.post("/_sandbox/ipaas/records/" + ("Product" if "Product" in path else "Transaction"),
+                    json=body).status_code == 400  # a record made "in the UI" is held to the same values
+
+
+def test_enumerated_values_are_matched_case_insensitively_and_checked_on_put_too(api):
+    made = post(api, "/products/v2/Catalog/Product", {**PRODUCT, "type": "service items", "tracking_method": "VARIANT"})
+    assert (made["type"], made["tracking_method"]) == ("service items", "VARIANT")
+    for fieldname, value in (("type", "Virtual"), ("status", "inactive")):
+        assert api.put(f"/products/v2/Catalog/Product/{made['id']}", json={**PRODUCT, fieldname: value},
+                       headers=AUTH).status_code == 200
+    assert_error(api.put(f"/products/v2/Catalog/Product/{made['id']}", json={**PRODUCT, "type": "Bundle"},
+                         headers=AUTH), 400, "type", "is not one of: Physical, Virtual, Service Items")
+
+
+def test_the_stand_ins_modules_import_each_other_one_way():
+    import ast
+    import pathlib
+
+    import bc_pipeline.sandbox as package
+
+    folder = pathlib.Path(package.__file__).parent
+    graph = {}
+    for path in folder.glob("ipaas*.py"):
+        tree = ast.parse(path.read_text())
+        graph[path.stem] = {node.module.rsplit(".", 1)[-1] for node in ast.walk(tree)
+                            if isinstance(node, ast.ImportFrom) and node.module
+                            and node.module.rsplit(".", 1)[-1].startswith("ipaas")}
+    done: set = set()
+    while len(done) < len(graph):
+        ready = {m for m, deps in graph.items() if m not in done and deps <= done}
+        assert ready, f"an import cycle among {sorted(set(graph) - done)}"
+        done |= ready
+    fault_answers = (folder / "fault_answers.py").read_text()
+    assert "from .ipaas import" not in fault_answers and "from .ipaas_http import" in fault_answers
