@@ -54,6 +54,9 @@ def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[
             state_dir=settings.home / "sandbox",
             ipaas_rate_limit=SANDBOX_IPAAS_LIMIT,
             ipaas_rate_window_seconds=SANDBOX_IPAAS_WINDOW_SECONDS,
+            # BC's server-side "Max Page Size" lowered, so a default-scale run reads the large services
+            # (orders, their lines, inventory) in several pages each, following @odata.nextLink.
+            max_page_size=250,
         )
     )
     print(f"Sandbox ready at {handle.base_url} in {time.monotonic() - started:.1f}s.", flush=True)

@@ -57,6 +57,7 @@ def sandbox(tmp_path_factory) -> Iterator[SandboxHandle]:
             state_dir=state_dir,
             ipaas_rate_limit=100_000,
             ipaas_rate_window_seconds=60,
+            max_page_size=12,  # every service of more than 12 rows comes in pages linked by @odata.nextLink
         )
     )
     try:

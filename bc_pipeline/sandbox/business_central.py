@@ -1,11 +1,14 @@
 """Business Central OData V4 web services: each call to its read or write; the company list, $metadata and reads.
 
-A collection read pages server-side: at most 20,000 rows (config.bc_page_size) or fewer when the client
-sends ``Prefer: odata.maxpagesize=N`` (answered with ``Preference-Applied``; a larger N is capped, not
-refused). Every page but the last ends with ``@odata.nextLink``: the request's own absolute URL and query,
-verbatim, plus ``$skiptoken=<base64url of the last key>``, so following it needs nothing else and records
-inserted meanwhile do not shift the pages. ``handle`` sends a write to bc_writes.py; what a path names and
-one record's answer live in bc_routes.py (both modules use it), $batch in batch.py.
+A collection read pages server-side, with or without a ``Prefer``: at most the server's Max Page Size
+(config.max_page_size; 20,000 and fixed online) or fewer when the client sends ``Prefer: odata.maxpagesize=N``
+(answered with ``Preference-Applied``). An N above the Max Page Size is capped to it, an N above 20,000 is
+refused with 413 (BC online's operational limit). Every page but the last ends with ``@odata.nextLink``:
+the request's own absolute URL and query, verbatim, plus ``$skiptoken=<base64url of the last key>``, so
+following it needs nothing else and records inserted meanwhile do not shift the pages. A FlowFilter in
+``$filter`` has ItemCard's FlowFields summed for the request (flowfields.py). ``handle`` sends a write to
+bc_writes.py; what a path names and one record's answer live in bc_routes.py (both modules use it), $batch in
+batch.py.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from urllib.parse import unquote
 
 import orjson
 
-from . import bc_writes, odata
+from . import bc_writes, flowfields, odata
 from .bc_errors import Answer, BCError, JSON_TYPE, not_found_resource, syntax_error
 from .bc_routes import (ODataRequest, Route, check_company, company_record, company_segment, entity_answer,
                         find_record, json_answer, method_not_allowed, parse_route, service_name_of, service_of)
+from .bc_store import Row
 from .metadata import build_metadata
 from .schema import Service
 from .state import SandboxState
@@ -28,6 +32,7 @@ from .state import SandboxState
 ALLOWED_OPTIONS = {"$filter", "$select", "$top", "$skip", "$skiptoken", "$count", "$orderby", "$format",
                    "$expand", "$schemaversion", "$search", "$apply"}
 _MAXPAGESIZE = re.compile(r"(?:^|[,;\s])odata\.maxpagesize\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+ONLINE_PAGE_SIZE = 20_000  # BC online's page size; asking for more is a 413 (operational limits)
 
 
 def single_options(params: list[tuple[str, str]], service: Service) -> Optional[tuple[str, ...]]:
@@ -56,11 +61,14 @@ def read_entity(state: SandboxState, req: ODataRequest, route: Route, service: S
 
 def page_size(state: SandboxState, headers: dict[str, str]) -> tuple[int, Optional[int]]:
     """(the page size to use, the maxpagesize the client asked for)."""
-    limit = state.config.bc_page_size
+    limit = state.config.max_page_size
     m = _MAXPAGESIZE.search(headers.get("prefer", ""))
     if not m:
         return limit, None
     asked = int(m.group(1))
+    if asked > max(limit, ONLINE_PAGE_SIZE):
+        raise BCError(413, "BadRequest", f"The page size asked for (odata.maxpagesize={asked}) is larger than the "
+                      f"maximum page size of {max(limit, ONLINE_PAGE_SIZE)}.")
     return (min(asked, limit) if asked > 0 else limit), asked
 
 
@@ -94,13 +102,16 @@ def read_collection(state: SandboxState, req: ODataRequest, route: Route, servic
             raise BCError(400, "BadRequest_MethodNotImplemented", f"The query option '{unsupported}' is not supported "
                           "by the sandbox.")
     try:
-        predicate = odata.compile_filter(seen.get("$filter"), service)
+        predicate, flow = odata.compile_query(seen.get("$filter"), service)
         select = odata.parse_select(seen.get("$select"), service)
         orderby = odata.parse_orderby(seen.get("$orderby"), service)
     except odata.ODataSyntaxError:
         raise syntax_error() from None
     except odata.ODataQueryError as exc:
         raise BCError(400, exc.code, str(exc)) from None
+    adjust = flowfields.adjuster(state.store, service, flow)
+    if adjust is not None and predicate is not None:  # a filter on Inventory sees the filtered Inventory
+        predicate = (lambda values, p=predicate, a=adjust: p(a(values)))
     top = _int_option(seen, "$top")
     skip = _int_option(seen, "$skip") or 0
     count = seen.get("$count", "false").lower()
@@ -121,6 +132,8 @@ def read_collection(state: SandboxState, req: ODataRequest, route: Route, servic
             t = decode_token(token)
             offset = int(t[1]) if len(t) == 2 and t[0] == "o" else 0
         matched = [(k, r) for k, r in table.iter_from(None) if predicate is None or predicate(r.values)]
+        if adjust is not None:
+            matched = [(k, Row(adjust(r.values), r.version)) for k, r in matched]
         for idx, desc in reversed(orderby):
             matched.sort(key=lambda kr, i=idx: kr[1].values[i], reverse=desc)
         window = matched[offset + skip:]
@@ -150,8 +163,12 @@ def read_collection(state: SandboxState, req: ODataRequest, route: Route, servic
         total = sum(1 for _, r in table.iter_from(None) if predicate is None or predicate(r.values))
         parts += [b',"@odata.count":', str(total).encode()]
     parts.append(b',"value":[')
-    body_of = table.body
-    parts.append(b",".join([body_of(k, r, select) for k, r in results]))
+    if adjust is None:
+        bodies = [table.body(k, r, select) for k, r in results]
+    else:  # summed for this request, so never the cached JSON; $orderby's rows were summed before sorting
+        bodies = [orjson.dumps(table.record(k, r if orderby else Row(adjust(r.values), r.version), select))
+                  for k, r in results]
+    parts.append(b",".join(bodies))
     parts.append(b"]")
     if next_token:
         link = next_link(req, next_token, None if top is None else top - len(results))

@@ -80,12 +80,12 @@ class SandboxConfig(BaseModel):
 
     # Business Central
     environment: str = "Sandbox"
-    company_name: str = "CRONUS USA, Inc."
+    company_name: str = "CRONUS Müller & O'Brien, Inc."  # Text[30], with what a URL must encode
     company_id: str = DEFAULT_COMPANY_ID
     published_services: list[str] = Field(default_factory=lambda: list(ALL_SERVICES))
     itemsbylocation_columns: list[str] = Field(default_factory=lambda: list(ITEMS_BY_LOCATION_COLUMNS))
     system_modified_at: bool = False  # add SystemModifiedAt (as a page extension would) to CustomerCard/ItemCard
-    bc_page_size: int = 20000  # server-driven page size; Prefer: odata.maxpagesize can only lower it
+    max_page_size: int = Field(20000, ge=1)  # the server's "Max Page Size": a page without Prefer holds at most this
     bc_rate_limit: int = 6000  # OData requests per sliding window, per client (service principal)
     bc_rate_window_seconds: float = 300.0
     bc_max_concurrent: int = 5  # processed at once per client

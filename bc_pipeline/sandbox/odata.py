@@ -6,15 +6,15 @@ tolower/toupper/length/trim; literals: 'strings' (a quote doubled inside), numbe
 bare dates 2026-11-01, datetimes 2026-11-01T10:00:00Z, GUIDs, enum literals (NAV.Type'Inventory').
 Types are checked the way the OData library BC uses does: comparing an Edm.Date field with a string
 or a datetime literal is an error, not a silent mismatch. ``or`` across different fields is rejected
-(BC's documented limitation). FlowFilter fields (``Location_Filter`` on ItemCard) are accepted and
-do not narrow the result.
+(BC's documented limitation). A FlowFilter (``Location_Filter`` on ItemCard) narrows no record: it sets
+what the record's FlowFields sum, so ``compile_query`` hands it back apart, as a predicate over one value.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .schema import EDM, Service
 
@@ -240,14 +240,15 @@ _COMPATIBLE = {"str": {"str"}, "enum": {"str"}, "dec": {"num"}, "int": {"num"}, 
                "date": {"date"}, "datetime": {"datetime"}}
 
 
+# a FlowFilter's type where it is not Code/Text
+FLOW_FILTER_TYPES = {"Date_Filter": "date"}
+
+
 class _Compiler:
     def __init__(self, service: Service):
         self.service = service
-        self.flow = set(service.flow_filters)
 
-    def field_ref(self, name: str) -> tuple[Optional[int], str]:
-        if name in self.flow:
-            return None, "flow"
+    def field_ref(self, name: str) -> tuple[int, str]:
         if name not in self.service.index:
             raise ODataQueryError(f"Could not find a property named '{name}' on type 'NAV.{self.service.name}'.",
                                   "BadRequest_NotFound")
@@ -276,8 +277,6 @@ class _Compiler:
         tag = node[0]
         if tag == "field":
             idx, ftype = self.field_ref(node[1])
-            if idx is None:
-                return (lambda row: None), "flow"
             return (lambda row, i=idx: row[i]), ftype
         if tag == "lit":
             v = node[2]
@@ -287,8 +286,6 @@ class _Compiler:
             if len(args) != 1:
                 raise ODataQueryError(f"The function '{node[1]}' takes one argument.")
             get, t = self.value(args[0])
-            if t == "flow":
-                return get, "flow"
             if t not in ("str", "enum", "lit:str"):
                 raise ODataQueryError(f"No function signature for the function with name '{node[1]}' matches "
                                       f"the specified arguments.")
@@ -302,7 +299,7 @@ class _Compiler:
             a, b = self.compile(node[1]), self.compile(node[2])
             return lambda row: a(row) and b(row)
         if tag == "or":
-            names = {n for n in self.fields_of(node) if n not in self.flow}
+            names = self.fields_of(node)
             if len(names) > 1:
                 raise ODataQueryError("The 'or' operator is only supported between conditions on the same field "
                                       f"(found {', '.join(sorted(names))}); Business Central cannot filter "
@@ -316,8 +313,6 @@ class _Compiler:
             return self.comparison(node[1], node[2], node[3])
         if tag == "in":
             get, t = self.value(node[1])
-            if t == "flow":
-                return lambda row: True
             values = []
             for item in node[2]:
                 if item[0] != "lit":
@@ -332,8 +327,6 @@ class _Compiler:
             if inner[0] in ("and", "or", "not", "cmp", "in", "bool"):
                 return self.compile(inner)
             get, t = self.value(inner)
-            if t == "flow":
-                return lambda row: True
             if t not in ("bool", "lit:bool"):
                 raise ODataQueryError("The $filter expression must evaluate to a single boolean value.")
             return lambda row: bool(get(row))
@@ -352,8 +345,6 @@ class _Compiler:
     def comparison(self, op: str, left, right) -> Callable[[list], bool]:
         lget, lt = self.value(left)
         rget, rt = self.value(right)
-        if lt == "flow" or rt == "flow":
-            return lambda row: True
         fn = _OPS[op]
         if lt.startswith("lit:") and not rt.startswith("lit:"):  # 'x' eq Field: swap
             flipped = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(op, op)
@@ -380,8 +371,6 @@ class _Compiler:
         if len(args) != 2:
             raise ODataQueryError(f"The function '{name}' takes two arguments.")
         get, t = self.value(args[0])
-        if t == "flow":
-            return lambda row: True
         if t not in ("str", "enum"):
             raise ODataQueryError(f"No function signature for the function with name '{name}' matches the "
                                   f"specified arguments. The function argument types are "
@@ -397,11 +386,58 @@ class _Compiler:
 
 
 def compile_filter(text: Optional[str], service: Service) -> Optional[Callable[[list], bool]]:
-    """A predicate over rows for a $filter, or None when there is no filter."""
+    """A predicate over rows for a $filter, or None when there is no filter (FlowFilters narrow nothing)."""
+    return compile_query(text, service)[0]
+
+
+def compile_query(text: Optional[str], service: Service
+                  ) -> tuple[Optional[Callable[[list], bool]], dict[str, Callable[[Any], bool]]]:
+    """The $filter's predicate over rows, and its FlowFilters: name -> predicate over the value a FlowField sums.
+
+    BC turns each FlowFilter into a filter on the field it names (`Location_Filter eq 'EAST' or
+    Location_Filter eq 'WEST'` is EAST|WEST), so one may only be joined to the rest of the filter by `and`.
+    """
     if text is None or not text.strip():
+        return None, {}
+    compiler = _Compiler(service)
+    flow_names = set(service.flow_filters)
+    row_terms: list[Callable[[list], bool]] = []
+    flows: dict[str, list[Callable[[list], bool]]] = {}
+    for term in _conjuncts(parse_filter(text)):
+        names = compiler.fields_of(term)
+        flow = names & flow_names
+        if not flow:
+            row_terms.append(compiler.compile(term))
+            continue
+        if len(names) > 1:
+            raise ODataQueryError(f"The FlowFilter '{sorted(flow)[0]}' can only be combined with the rest of the "
+                                  "filter by 'and'.", "BadRequest_MethodNotImplemented")
+        name = flow.pop()
+        flows.setdefault(name, []).append(_Compiler(_flow_service(service, name)).compile(term))
+    return _all(row_terms), {name: (lambda value, p=_all(preds): p([value])) for name, preds in flows.items()}
+
+
+def _conjuncts(node) -> Iterator:
+    if node[0] == "and":
+        yield from _conjuncts(node[1])
+        yield from _conjuncts(node[2])
+    else:
+        yield node
+
+
+def _all(predicates: list[Callable[[list], bool]]) -> Optional[Callable[[list], bool]]:
+    if not predicates:
         return None
-    ast = parse_filter(text)
-    return _Compiler(service).compile(ast)
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda row: all(p(row) for p in predicates)
+
+
+def _flow_service(service: Service, name: str) -> Service:
+    """The FlowFilter as the one field of a record, so the usual compiler checks its literals."""
+    ftype = FLOW_FILTER_TYPES.get(name, "str")
+    return Service(service.name, service.object_type, service.object_id, service.table, (), [name], {name: ftype},
+                   [""])
 
 
 def parse_select(text: Optional[str], service: Service) -> Optional[tuple[str, ...]]:

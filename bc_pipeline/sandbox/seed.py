@@ -6,18 +6,21 @@ import random
 from datetime import date, timedelta
 from typing import Any, Optional
 
-from .schema import Service
+from .schema import Service, code_upper
 
 # Counts at scale 1. "benchmark" is ~190,000 rows: 23k customers, 40k items, 15k orders, ~52k lines,
-# ~60k inventory rows. Locations, shipping agents and price groups do not scale.
+# ~60k inventory rows. Locations, shipping agents and price groups do not scale. ledger_rows_*: the rows
+# Items by Location returns per item and location (one per lot, variant, unit of measure, source country).
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {
         "customers": 300, "items": 400, "locations": 12, "shipping_agents": 8, "customer_price_groups": 5,
         "sales_orders": 1000, "lines_per_order_min": 1, "lines_per_order_max": 10, "locations_per_item": 2.5,
+        "ledger_rows_min": 1, "ledger_rows_max": 6,
     },
     "benchmark": {
         "customers": 23000, "items": 40000, "locations": 12, "shipping_agents": 8, "customer_price_groups": 5,
-        "sales_orders": 15000, "lines_per_order_min": 1, "lines_per_order_max": 6, "locations_per_item": 1.63,
+        "sales_orders": 15000, "lines_per_order_min": 1, "lines_per_order_max": 6, "locations_per_item": 1.1,
+        "ledger_rows_min": 1, "ledger_rows_max": 2,
     },
 }
 SCALED = ("customers", "items", "sales_orders")
@@ -31,9 +34,14 @@ GUIDE_ITEM = {
     "CatItemGroup": "CLASSIC WATERMELON LED W/STAINLESS STEEL FLANGE MOUNT BEZEL", "Unit_Price": 0.16,
     "Manufacturer_Code": "", "Replenishment_System": "Purchase",
 }
-# Customers that tests look up by name: quotes, commas and non-ASCII letters.
-FIXED_CUSTOMERS = ["Adatum Corporation", "O'Brien Supply", "Müller GmbH", "Société Générale", "Åsa Ström",
-                   "Smith, Jones & Partners"]
+# Customers that tests look up by name, with the codes tenants give them: Code fields are upper case and
+# take any other character (', /, &, —, ß stays ß: BC upper-cases letter by letter).
+FIXED_CUSTOMERS = [("ADATUM", "Adatum Corporation"), ("O'BRIEN", "O'Brien Supply"), ("MÜLLER", "Müller GmbH"),
+                   ("SOCIÉTÉ/GÉN", "Société Générale"), ("STRÖM—ÅSA", "Åsa Ström"),
+                   ("SMITH&JONES", "Smith, Jones & Partners"), ("WEIß & SÖHNE", "Weiß & Söhne KG")]
+# Item Nos. of this kind replace every 7th number of the series (10010, the guide's item, stays).
+AWKWARD_ITEM_NOS = ["1/4-20 HEX BOLT", "R&D-LAMP", "O'HARE DOCK KIT", "LENS-CLÉAR", "MÜLLER-BEZEL", "STRAßE-SIGN",
+                    "LED—24V", "CAFÉ/BAR LAMP"]
 
 SURNAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson", "Taylor",
             "Thomas", "Moore", "Martin", "Jackson", "Thompson", "White", "Harris", "Clark", "Lewis", "Walker",
@@ -66,19 +74,21 @@ SALESPEOPLE = ["JR", "PS", "OF", "BC", "MH", "LT"]
 SERVICE_LEVELS = ["GROUND", "2DAY", "NEXTDAY", "STANDARD", ""]
 
 LOCATIONS = [("MAIN", "Main Warehouse"), ("EAST", "East Warehouse"), ("WEST", "West Warehouse"),
-             ("NORTH", "North Distribution Center"), ("SOUTH", "South Depot"), ("BLUE", "Blue Warehouse"),
-             ("GREEN", "Green Warehouse"), ("RED", "Red Warehouse"), ("YELLOW", "Yellow Warehouse"),
-             ("SILVER", "Silver Warehouse"), ("WHITE", "White Warehouse"), ("OUT. LOG.", "Outsourced Logistics")]
+             ("MÜNCHEN", "Lager München — Süd"), ("O'HARE", "O'Hare Cross-Dock, Chicago"),
+             ("R&D/LAB", "R&D / Returns Lab"), ("NORTH", "North Distribution Center"), ("SOUTH", "South Depot"),
+             ("GROßHANDEL", "Großhandel Lager"), ("BLUE", "Blue Warehouse"), ("GREEN", "Green Warehouse"),
+             ("OUT. LOG.", "Outsourced Logistics")]
 SHIPPING_AGENTS = [("UPS", "UPS", "www.ups.com/tracking?tracknum=%1"),
                    ("FEDEX", "Federal Express", "www.fedex.com/apps/fedextrack/?tracknumbers=%1"),
                    ("USPS", "U.S. Postal Service", "tools.usps.com/go/TrackConfirmAction?tLabels=%1"),
                    ("DHL", "DHL Express", "www.dhl.com/en/express/tracking.html?AWB=%1"),
                    ("ONTRAC", "OnTrac", "www.ontrac.com/tracking/?number=%1"),
                    ("OWN LOG.", "Own Logistics", ""),
-                   ("LSO", "Lone Star Overnight", "www.lso.com/tracking?tn=%1"),
-                   ("GLS", "GLS Überseelogistik", "gls-group.com/track/%1")]
+                   ("M&S", "Müller & Söhne Spedition", ""),
+                   ("GLS/DE", "GLS Überseelogistik", "gls-group.com/track/%1")]
 PRICE_GROUPS = [("RETAIL", "Retail customers"), ("WHOLESALE", "Wholesale – 15% off list"),
-                ("EXPORT", "Export (FOB)"), ("DISTRIB", "Distributors' pricing"), ("VIP", "Key accounts, net prices")]
+                ("EXPORT/EU", "Export (FOB) — EU"), ("DIST'R", "Distributors' pricing"),
+                ("VIP", "Key accounts, net prices")]
 
 ITEM_ADJ = ["CLASSIC", "MARINE", "HEAVY DUTY", "LOW PROFILE", "SLIM", "ROUND", "OVAL", "RECTANGULAR", "MINI"]
 ITEM_COLOR = ["WATERMELON", "AMBER", "RED", "WHITE", "BLUE", "GREEN", "CLEAR", "SMOKED"]
@@ -89,11 +99,18 @@ ITEM_MOUNT = ["W/STAINLESS STEEL FLANGE MOUNT BEZEL", "W/CHROME BEZEL", "W/GROMM
 ITEM_PLAIN = ['Marker Lamp 2" Amber', 'Bolt, Hex 1/4" x 2"', "Driver's Side Mirror", "Café Table Lamp",
               "Crème LED Strip 5m", "Grommet, Rubber 2-1/2\"", "Wiring Harness, 7-Way", "Lens, Red (Oval)",
               "Pigtail 3-Wire", "Bezel – Chrome", "Light Bar 24\" Combo", "Flasher Relay 12V",
-              "Junction Box, Sealed", "Dome Light, Warm White", "Bracket, Stainless 90°"]
+              "Junction Box, Sealed", "Dome Light, Warm White", "Bracket, Stainless 90°",
+              "Straßenlaterne — Ersatzglas", "Über-Bright LED 5/8\"", "O'Hare Dock Light & Bracket"]
 UOMS = ["PCS", "EA", "BOX", "PACK", "SET", "FT"]
 CATEGORIES = ["LED", "LAMPS", "WIRING", "HARDWARE", "MIRRORS", "ACCESSORIES", "BEZELS", ""]
 MANUFACTURERS = ["", "", "OPTRONICS", "GROTE", "TRUCKLITE", "PETERSON", "MAXXIMA"]
 PRODUCT_GROUPS = ["BULK", "RETAIL", "OEM", "CLEARANCE", ""]
+# Item ledger: variants (Code[10]), where receipts come from and where sales went (the entry's country).
+VARIANTS = ["AMBER", "RED", "CLEAR/SMK", "WEIß", "BLÅ—12V"]
+RECEIPT_COUNTRIES = ["US", "US", "US", "CN", "MX", "DE", "CA"]
+SALE_COUNTRIES = ["US", "US", "CA", "DE"]
+PURCHASE_UOMS = [("BOX", 12.0), ("PACK", 6.0)]
+BULK_UPDATE_EVERY = 16  # records i % 16 in (5, 11) share one modification time: a mass update this morning
 
 
 def resolve_counts(scale: float = 1.0, profile: str = "default", overrides: Optional[dict] = None) -> dict[str, Any]:
@@ -205,6 +222,14 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
                                           f"{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}Z")
         return values
 
+    # the newest change date is shared, to the millisecond, by many records: a watermark's boundary case
+    bulk_update: dict[str, Any] = {"Last_Date_Modified": iso[0]}
+    if has_sma:
+        bulk_update["SystemModifiedAt"] = f"{iso[0]}T05:30:00.000Z"
+
+    def changed(i: int) -> dict[str, Any]:
+        return bulk_update if i % BULK_UPDATE_EVERY in (5, 11) else modified(rng.randint(0, 730))
+
     # --- price groups, locations, shipping agents ---------------------------------------------------------
     b = Builder(services["CustomerPriceGroups"])
     groups = []
@@ -245,12 +270,12 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
     # --- customers -----------------------------------------------------------------------------------------
     b = Builder(services["CustomerCard"])
     customers = []  # (No, name, addr, phone, email, contact, currency, terms, blocked)
-    used_names = set(FIXED_CUSTOMERS)
+    used_names = {name for _, name in FIXED_CUSTOMERS}
     rows = out["CustomerCard"] = []
     for i in range(n["customers"]):
         no = f"C{10000 + 10 * i}"
         if i < len(FIXED_CUSTOMERS):
-            name = FIXED_CUSTOMERS[i]
+            no, name = FIXED_CUSTOMERS[i]
         else:
             form = rng.choice(COMPANY_FORMS)
             name = form.format(s=rng.choice(SURNAMES), t=rng.choice(SURNAMES), f=rng.choice(FIRST_NAMES))
@@ -269,10 +294,10 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
         credit = float(rng.choice([0, 0, 5000, 10000, 25000, 50000, 100000]))
         balance = round(rng.uniform(0, 20000), 2) if rng.random() < 0.6 else 0.0
         values = {
-            "No": no, "Name": name, "Search_Name": name.upper(), **addr, "Phone_No": phone,
+            "No": no, "Name": name, "Search_Name": code_upper(name), **addr, "Phone_No": phone,
             "MobilePhoneNo": _phone(rng) if rng.random() < 0.3 else "", "E_Mail": email,
             "Home_Page": f"www.{_slug(name)}.example" if rng.random() < 0.5 else "", "ContactName": contact,
-            "Primary_Contact_No": f"CT{100000 + i}", "Blocked": blocked, **modified(rng.randint(0, 730)),
+            "Primary_Contact_No": f"CT{100000 + i}", "Blocked": blocked, **changed(i),
             "Credit_Limit_LCY": credit, "CreditLimit": credit, "Balance_LCY": balance, "Balance_LCY2": balance,
             "Balance_Due_LCY": round(balance * rng.random(), 2), "TotalMoneyOwed": balance,
             "Gen_Bus_Posting_Group": "EXPORT" if foreign else "DOMESTIC",
@@ -308,6 +333,10 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
     rows = out["ItemCard"] = []
     for i in range(n["items"]):
         no = str(10000 + 10 * i)
+        if i % 7 == 4:
+            k = i // 7
+            no = AWKWARD_ITEM_NOS[k % len(AWKWARD_ITEM_NOS)] + (f"-{k // len(AWKWARD_ITEM_NOS)}"
+                                                                if k >= len(AWKWARD_ITEM_NOS) else "")
         roll = rng.random()
         itype = "Inventory" if roll < 0.9 else ("Service" if roll < 0.96 else "Non-Inventory")
         if rng.random() < 0.55:
@@ -329,9 +358,9 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
         weight = round(rng.uniform(0.01, 12), 3) if itype != "Service" else 0.0
         blocked = rng.random() < 0.03
         values = {
-            "No": no, "Description": desc, "Search_Description": desc.upper()[:100], "Type": itype,
+            "No": no, "Description": desc, "Search_Description": code_upper(desc)[:100], "Type": itype,
             "Blocked": blocked, "Base_Unit_of_Measure": uom, "Sales_Unit_of_Measure": uom,
-            "Purch_Unit_of_Measure": uom, **modified(rng.randint(0, 730)),
+            "Purch_Unit_of_Measure": uom, **changed(i),
             "GTIN": f"0{rng.randrange(10**12):012d}" if rng.random() < 0.4 else "",
             "Item_Category_Code": rng.choice(CATEGORIES), "Manufacturer_Code": rng.choice(MANUFACTURERS),
             "UPC_Code": upc(rng, i) if itype != "Service" and rng.random() < 0.85 else "",
@@ -376,7 +405,7 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
     on_order: dict[str, float] = {}
     lo, hi = int(n["lines_per_order_min"]), int(n["lines_per_order_max"])
     for i, age in enumerate(ages):
-        no = str(101001 + i)
+        no = str(101001 + i) if i % 10 != 7 else f"WEB/{iso[age][2:4]}/{i:05d}"  # a web shop's own series
         cust = rng.choice(open_customers)
         c_no, c_name, addr, phone, email, contact, currency, terms, _ = cust
         released = rng.random() < 0.8
@@ -459,36 +488,100 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
                 "Gen_Bus_Posting_Group": values["Gen_Bus_Posting_Group"], "Allow_Invoice_Disc": True,
                 "Allow_Item_Charge_Assignment": True, "Control50": "Optional",
             }))
-            if itype == "Inventory":
-                on_order[i_no] = on_order.get(i_no, 0.0) + qty - shipped_qty
+            on_order[i_no] = on_order.get(i_no, 0.0) + qty - shipped_qty  # Qty. on Sales Order counts every item
 
-    # --- inventory by location (query) ---------------------------------------------------------------------
-    qb = Builder(services["Itemsbylocation"])
+    # --- inventory by location (query 2554) ------------------------------------------------------------------
+    # As query 37015 "Inventory by Location" does: open item ledger entries (Open = const(true)) left-joined to
+    # their location, Quantity / RemainingQuantity / ReservedQuantity summed per distinct value of every other
+    # column. So an item has several rows at one location (per lot, serial, variant, unit of measure, the
+    # country the goods came from); a partly applied receipt has RemainingQuantity < Quantity; stock sold below
+    # zero is an open negative entry; a fully applied entry is closed and is no row at all. Item.Inventory sums
+    # Quantity over every entry, open or closed, which equals RemainingQuantity summed over the open ones.
     inv_rows = out["Itemsbylocation"] = []
+    ledger = Ledger(Builder(services["Itemsbylocation"]), rng, today, int(n["ledger_rows_min"]),
+                    int(n["ledger_rows_max"]))
     per_item = float(n["locations_per_item"])
     whole, frac = int(per_item), per_item - int(per_item)
     item_svc = services["ItemCard"]
     inv_i, inv_nf, qso_i = (item_svc.index["Inventory"], item_svc.index["InventoryNonFoundation"],
                             item_svc.index["Qty_on_Sales_Order"])
+    blank_location = ("", "", "", "", "", False)  # entries posted without a location: the join finds none
     for it in items:
-        i_no, _, itype, uom = it[0], it[1], it[2], it[3]
+        i_no, itype, uom = it[0], it[2], it[3]
+        row = item_rows[i_no]
+        row[qso_i] = on_order.get(i_no, 0.0)
         if itype != "Inventory":
             continue
         k = min(len(stock_locations), max(1, whole + (1 if rng.random() < frac else 0)))
+        places = sorted(rng.sample(stock_locations, k)) + ([blank_location] if rng.random() < 0.04 else [])
+        tracking = rng.choices(["", "lot", "serial"], weights=[87, 10, 3])[0]
+        variants = rng.sample(VARIANTS, rng.randint(2, 3)) if rng.random() < 0.15 else [""]
         total = 0.0
-        for code, name, city, county, country, _ in sorted(rng.sample(stock_locations, k)):
-            qty = float(rng.choice([0, rng.randint(1, 50), rng.randint(50, 500), rng.randint(500, 5000)]))
-            reserved = float(min(qty, rng.choice([0, 0, 0, rng.randint(1, 20)])))
-            lot = f"LOT{rng.randint(1000, 9999)}" if rng.random() < 0.05 else ""
-            inv_rows.append(qb.row({
-                "ItemNo": i_no, "VariantCode": "", "LotNo": lot, "SerialNo": "", "PackageNo": "",
-                "ExpirationDate": "0001-01-01" if not lot else (today + timedelta(days=rng.randint(30, 700))).isoformat(),
-                "UnitOfMeasureCode": uom, "QtyPerUnitOfMeasure": 1.0, "Quantity": qty, "RemainingQuantity": qty,
-                "ReservedQuantity": reserved, "CountryRegionCode": country, "LocationCode": code,
-                "LocationName": name, "LocationCity": city, "LocationCounty": county,
-                "LocationCountryRegionCode": country}))
-            total += qty
-        row = item_rows[i_no]
+        for place in places:
+            rows, remaining = ledger.rows(i_no, uom, place, tracking, variants)
+            inv_rows.extend(rows)
+            total += remaining
         row[inv_i] = row[inv_nf] = total
-        row[qso_i] = on_order.get(i_no, 0.0)
     return out
+
+
+class Ledger:
+    """The Items by Location rows of one item at one location, as open item ledger entries sum up."""
+
+    def __init__(self, builder: Builder, rng: random.Random, today: date, low: int, high: int):
+        self.builder, self.rng, self.today, self.low, self.high = builder, rng, today, low, high
+        self.serial = 0
+
+    def rows(self, item: str, uom: str, place: tuple, tracking: str,
+             variants: list[str]) -> tuple[list[list], float]:
+        """The rows, and their RemainingQuantity summed (what Item.Inventory counts here)."""
+        rng = self.rng
+        # specific tracking forbids negative stock; otherwise one variant here may have been sold below zero
+        short = rng.choice(variants) if not tracking and rng.random() < 0.07 else None
+        seen: set[tuple] = set()
+        out = []
+        total = 0.0
+        for _ in range(rng.randint(self.low, self.high)):
+            variant = rng.choice(variants)
+            group, quantities = (self.sale(uom, variant) if variant == short else
+                                 self.receipt(uom, variant, tracking))
+            if group in seen:  # the query would have summed it into the row already made
+                continue
+            seen.add(group)
+            variant, lot, serial, expires, unit, per_unit, country = group
+            quantity, remaining, reserved = quantities
+            total += remaining
+            code, name, city, county, loc_country, _ = place
+            out.append(self.builder.row({
+                "ItemNo": item, "VariantCode": variant, "LotNo": lot, "SerialNo": serial, "PackageNo": "",
+                "ExpirationDate": expires, "UnitOfMeasureCode": unit, "QtyPerUnitOfMeasure": per_unit,
+                "Quantity": quantity, "RemainingQuantity": remaining, "ReservedQuantity": reserved,
+                "CountryRegionCode": country, "LocationCode": code, "LocationName": name, "LocationCity": city,
+                "LocationCounty": county, "LocationCountryRegionCode": loc_country}))
+        return out, total
+
+    def receipt(self, uom: str, variant: str, tracking: str) -> tuple[tuple, tuple]:
+        """Open positive entries (receipts, transfers in, positive adjustments), some partly applied."""
+        rng = self.rng
+        country = rng.choice(RECEIPT_COUNTRIES)
+        if tracking == "serial":
+            self.serial += 1
+            return (variant, "", f"SN-{self.serial:06d}", "0001-01-01", uom, 1.0, country), (1.0, 1.0, 0.0)
+        unit, per_unit = (uom, 1.0)
+        if rng.random() < 0.2 and uom not in ("BOX", "PACK"):
+            unit, per_unit = rng.choice(PURCHASE_UOMS)
+        lot = expires = ""
+        if tracking == "lot":
+            lot = f"L{self.today.year % 100}/{rng.randint(1, 9999):04d}"
+            expires = (self.today + timedelta(days=rng.randint(30, 700))).isoformat()
+        quantity = per_unit * rng.choice([rng.randint(1, 50), rng.randint(50, 500), rng.randint(500, 4000)])
+        remaining = quantity if rng.random() < 0.4 or quantity == 1 else float(rng.randint(1, int(quantity) - 1))
+        reserved = float(min(remaining, rng.choice([0, 0, 0, rng.randint(1, 20)])))
+        return (variant, lot, "", expires or "0001-01-01", unit, per_unit, country), (quantity, remaining, reserved)
+
+    def sale(self, uom: str, variant: str) -> tuple[tuple, tuple]:
+        """An open negative entry: shipped with no stock to apply to, maybe partly covered by a later receipt."""
+        rng = self.rng
+        quantity = float(rng.randint(1, 40))
+        remaining = quantity if rng.random() < 0.6 or quantity == 1 else float(rng.randint(1, int(quantity) - 1))
+        return (variant, "", "", "0001-01-01", uom, 1.0, rng.choice(SALE_COUNTRIES)), (-quantity, -remaining, 0.0)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from datetime import date
 
 import pytest
 
 from bc_pipeline.catalog import ENTITIES
-from bc_pipeline.sandbox import odata, seed
-from bc_pipeline.sandbox.bc_store import Table, etag_for
-from bc_pipeline.sandbox.schema import build_services
+from bc_pipeline.sandbox import flowfields, odata, seed
+from bc_pipeline.sandbox.bc_store import Store, Table, etag_for
+from bc_pipeline.sandbox.config import SandboxConfig
+from bc_pipeline.sandbox.schema import build_services, code_upper
 
 SERVICES = build_services()
 WORK_DATE = date(2026, 11, 20)
@@ -68,7 +70,8 @@ def test_data_is_realistic_and_consistent(data):
     names = [c["Name"] for c in customers]
     assert names.count("O'Brien Supply") == 1 and "Müller GmbH" in names and "Åsa Ström" in names
     assert any("," in n for n in names)
-    assert [c["No"] for c in customers[:3]] == ["C10000", "C10010", "C10020"]
+    assert [c["No"] for c in customers[:3]] == ["ADATUM", "O'BRIEN", "MÜLLER"]
+    assert customers[len(seed.FIXED_CUSTOMERS)]["No"] == f"C{10000 + 10 * len(seed.FIXED_CUSTOMERS)}"
     cust_nos = {c["No"] for c in customers}
     item_nos = {r[0] for r in data["ItemCard"]}
     orders = as_dicts("SalesOrders", data["SalesOrders"])
@@ -93,7 +96,83 @@ def test_data_is_realistic_and_consistent(data):
     assert {type(v) for v in as_dicts("ItemCard", data["ItemCard"])[0].values()} <= {str, int, float, bool}
     inv = as_dicts("Itemsbylocation", data["Itemsbylocation"])
     assert inv and all(r["ItemNo"] in item_nos for r in inv)
-    assert len({(r["ItemNo"], r["LocationCode"], r["VariantCode"]) for r in inv}) == len(inv)
+
+
+SUMMED = {"Quantity", "RemainingQuantity", "ReservedQuantity"}
+
+
+def test_items_by_location_is_open_ledger_entries_summed_per_distinct_column_values(data):
+    inv = as_dicts("Itemsbylocation", data["Itemsbylocation"])
+    # the query sums Quantity, RemainingQuantity, ReservedQuantity and groups by every other column
+    groups = [tuple(v for k, v in r.items() if k not in SUMMED) for r in inv]
+    assert len(set(groups)) == len(groups)
+    per_pair = Counter((r["ItemNo"], r["LocationCode"]) for r in inv)
+    assert max(per_pair.values()) >= 4 and sum(n >= 3 for n in per_pair.values()) >= len(per_pair) // 4
+    # open entries only: never 0 left; a partly applied one has less left than it had; both signs agree
+    assert all(r["RemainingQuantity"] != 0 for r in inv)
+    assert all(abs(r["RemainingQuantity"]) <= abs(r["Quantity"]) for r in inv)
+    assert all((r["RemainingQuantity"] > 0) == (r["Quantity"] > 0) for r in inv)
+    assert sum(abs(r["RemainingQuantity"]) < abs(r["Quantity"]) for r in inv) >= len(inv) // 4
+    negative = [r for r in inv if r["Quantity"] < 0]
+    assert negative and all(not r["LotNo"] and not r["SerialNo"] and r["ReservedQuantity"] == 0 for r in negative)
+    assert all(r["Quantity"] == r["RemainingQuantity"] == 1 for r in inv if r["SerialNo"])
+    assert any(r["LotNo"] for r in inv) and any(r["VariantCode"] for r in inv)
+    assert any(r["QtyPerUnitOfMeasure"] > 1 for r in inv)
+
+
+def test_item_inventory_is_the_remaining_quantity_summed_over_every_location(data):
+    remaining: dict[str, float] = defaultdict(float)
+    for r in as_dicts("Itemsbylocation", data["Itemsbylocation"]):
+        remaining[r["ItemNo"]] += r["RemainingQuantity"]
+    items = as_dicts("ItemCard", data["ItemCard"])
+    assert all(i["Inventory"] == i["InventoryNonFoundation"] == remaining.get(i["No"], 0.0) for i in items)
+    assert all(i["Inventory"] == 0 for i in items if i["Type"] != "Inventory")
+
+
+def test_unfiltered_flowfields_are_what_the_filtered_sums_give_with_every_value_let_through(data):
+    store = Store(SERVICES, data)
+    adjust = flowfields.adjuster(store, SERVICES["ItemCard"], {"Location_Filter": lambda v: True,
+                                                               "Date_Filter": lambda v: True})
+    assert all(adjust(row) == row for row in data["ItemCard"])
+    east = flowfields.adjuster(store, SERVICES["ItemCard"], {"Location_Filter": lambda v: v == "EAST"})
+    inv = SERVICES["ItemCard"].index["Inventory"]
+    at_east: dict[str, float] = defaultdict(float)
+    for r in as_dicts("Itemsbylocation", data["Itemsbylocation"]):
+        if r["LocationCode"] == "EAST":
+            at_east[r["ItemNo"]] += r["RemainingQuantity"]
+    assert at_east and all(east(row)[inv] == at_east.get(row[0], 0.0) for row in data["ItemCard"])
+
+
+def test_default_company_and_codes_carry_what_urls_filters_and_external_ids_must_encode(data):
+    company = SandboxConfig().company_name
+    assert "'" in company and "," in company and not company.isascii() and len(company) <= 30
+    codes = {
+        "CustomerCard": [r["No"] for r in as_dicts("CustomerCard", data["CustomerCard"])],
+        "ItemCard": [r["No"] for r in as_dicts("ItemCard", data["ItemCard"])],
+        "SalesOrders": [r["No"] for r in as_dicts("SalesOrders", data["SalesOrders"])],
+        "Locations": [r["Code"] for r in as_dicts("Locations", data["Locations"])],
+        "ShippingAgents": [r["Code"] for r in as_dicts("ShippingAgents", data["ShippingAgents"])],
+        "CustomerPriceGroups": [r["Code"] for r in as_dicts("CustomerPriceGroups", data["CustomerPriceGroups"])],
+    }
+    for service, values in codes.items():
+        length = 10 if service in ("Locations", "ShippingAgents", "CustomerPriceGroups") else 20  # Code[10], [20]
+        assert all(len(v) <= length and code_upper(v) == v for v in values), service
+    every = "".join(v for values in codes.values() for v in values)
+    for ch in "/&'éüß—":
+        assert ch in every.lower() or ch.upper() in every, ch
+    assert "10010" in codes["ItemCard"] and any("/" in v for v in codes["SalesOrders"])
+    assert any(not v.isascii() for v in codes["Locations"]) and any("'" in v for v in codes["Locations"])
+
+
+def test_records_share_their_modification_date_and_time():
+    services = build_services(system_modified_at=True)
+    data = seed.generate(services, seed=7, scale=0.05, work_date=WORK_DATE)
+    for service in ("CustomerCard", "ItemCard"):
+        fields = services[service].fields
+        rows = [dict(zip(fields, r)) for r in data[service]]
+        newest = max(r["SystemModifiedAt"] for r in rows)
+        assert sum(r["SystemModifiedAt"] == newest for r in rows) >= 2, service
+        assert max(r["Last_Date_Modified"] for r in rows) == WORK_DATE.isoformat()
 
 
 def test_etag_changes_with_every_version():
@@ -112,6 +191,7 @@ def test_etag_changes_with_every_version():
      lambda r: r["Unit_Price"] > 100.5 and r["Type"] in ("Inventory", "Service")),
     ("contains(Description,'LED') and not Blocked", "ItemCard", lambda r: "LED" in r["Description"] and not r["Blocked"]),
     ("Location_Filter eq 'EAST' and endswith(No,'0')", "ItemCard", lambda r: r["No"].endswith("0")),
+    ("No eq 'SOCIÉTÉ/GÉN' or No eq 'O''BRIEN'", "CustomerCard", lambda r: r["No"] in ("SOCIÉTÉ/GÉN", "O'BRIEN")),
     ("Line_No eq 10000", "SalesOrderLines", lambda r: r["Line_No"] == 10000),
     ("tolower(Name) eq 'müller gmbh'", "CustomerCard", lambda r: r["Name"] == "Müller GmbH"),
 ])
@@ -139,6 +219,22 @@ def test_filters_select_what_they_say(data, text, service, count_check):
 def test_bad_filters_raise(text, error):
     with pytest.raises(error):
         odata.compile_filter(text, SERVICES["CustomerCard"])
+
+
+def test_flow_filters_come_back_apart_and_join_the_rest_only_by_and():
+    items = SERVICES["ItemCard"]
+    predicate, flow = odata.compile_query("Location_Filter eq 'R&D/LAB' and Type eq 'Inventory' and "
+                                          "(Variant_Filter eq '' or Variant_Filter eq 'WEIß')", items)
+    assert set(flow) == {"Location_Filter", "Variant_Filter"}
+    assert flow["Location_Filter"]("R&D/LAB") and not flow["Location_Filter"]("EAST")
+    assert flow["Variant_Filter"]("WEIß") and flow["Variant_Filter"]("") and not flow["Variant_Filter"]("RED")
+    row = list(items.defaults)
+    assert predicate(row) and odata.compile_query("Date_Filter le 2026-11-01", items)[0] is None
+    for bad in ("Location_Filter eq 'EAST' or No eq '10010'", "not (Location_Filter eq 'EAST' and Blocked)"):
+        with pytest.raises(odata.ODataQueryError, match="FlowFilter"):
+            odata.compile_query(bad, items)
+    with pytest.raises(odata.ODataQueryError):
+        odata.compile_query("Date_Filter le '2026-11-01'", items)
 
 
 def test_key_predicates():
