@@ -124,7 +124,7 @@ def test_a_sales_order_and_its_lines_are_written_and_a_batch_answers_in_order(cl
     assert line["Document_No"] == order["No"]
     answers = client.batch([
         {"method": "GET", "url": f"{client.company_root}/SalesOrders(Document_Type='Order',No='{order['No']}')"},
-        {"method": "GET", "url": f"{client.company_root}/ItemCard('{item}')"},
+        {"method": "GET", "url": f"{client.company_root}/ItemCard{odata.key_segment({'No': item})}"},  # No may hold '/'
     ])
     assert [a["status"] for a in answers] == [200, 200]
     assert answers[1]["body"]["No"] == item
