@@ -83,6 +83,7 @@ class BcWriter:
         self.collection = collection
         self.entity: Entity = BY_NAME[collection.target_model]
         self._reverse: dict[str, dict[str, str]] = {}
+        self._header: Optional[dict[str, Any]] = None  # the BC record last read before an update
 
     def _links(self, table: str) -> dict[str, str]:
         """iPaaS id → BC key, from the cached links (references point the other way on the way back)."""
@@ -122,6 +123,10 @@ class BcWriter:
             if not isinstance(exc, PipelineError):
                 log.exception("%s: iPaaS id %s failed unexpectedly", self.collection.name, ipaas_id)
             error = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+            if getattr(exc, "code", None) == "Internal_InvalidTableRelation":
+                where = (self.collection.source_file or "").rsplit("/", 1)[-1] or self.collection.name
+                error += (f" What to do: create that code in Business Central, or translate the iPaaS.com value in "
+                          f"{where} (a `lookup:` on the field).")
             failure = {"external_id": ipaas_id, "payload": getattr(exc, "details", None) or {}, "error": error,
                        "status": getattr(exc, "status", None),
                        "code": getattr(exc, "code", None) or type(exc).__name__,
@@ -171,9 +176,11 @@ class BcWriter:
         else:
             bc_key, kind = self._create(values, ipaas_id, record), "created"
         outcome = WriteOutcome(ipaas_id, kind, bc_key=bc_key)
+        # BC refuses line changes on an order that is not Open (Released, pending approval): say so, write nothing.
+        status = None if kind == "created" else (self._header or {}).get("Status")
         for child in c.children:
             created, updated = self._write_children(child, bc_key, record, children[child.name],
-                                                    new_parent=kind == "created")
+                                                    new_parent=kind == "created", parent_status=status)
             outcome.lines_created += created
             outcome.lines_updated += updated
             if (created or updated) and outcome.kind == "unchanged":
@@ -251,7 +258,7 @@ class BcWriter:
         service = self.entity.service
         keys = self.entity.keys_from_external_id(bc_key)
         for attempt in (1, 2):
-            current = self.bc.get(service, keys)
+            current = self._header = self.bc.get(service, keys)
             changes = {k: v for k, v in values.items() if k not in keys and not _same(current.get(k), v)}
             if not changes:
                 return False
@@ -288,7 +295,8 @@ class BcWriter:
         ]
 
     def _write_children(self, child: Child, parent_key: str, record: dict[str, Any],
-                        lines: list[dict[str, Any]], *, new_parent: bool) -> tuple[int, int]:
+                        lines: list[dict[str, Any]], *, new_parent: bool,
+                        parent_status: Optional[str] = None) -> tuple[int, int]:
         """Each line by its key (order, Line_No): PATCH what differs if BC has it, else POST; then link it.
 
         A line's key is known before it is written, so a line is never created twice: lines of an order
@@ -303,8 +311,14 @@ class BcWriter:
             line_key = entity.external_id(keys)
             try:
                 current = None if new_parent else self._get_or_none(entity.service, keys)
+                changes = {k: v for k, v in line.items() if k not in keys and not _same(current.get(k), v)} \
+                    if current is not None else line
+                if changes and parent_status not in (None, "Open"):
+                    raise WriteFailed(
+                        f"order {parent_key} is {parent_status} in Business Central, so its lines cannot change "
+                        f"(line {line['Line_No']}, {line.get('No')}): reopen the order in Business Central, then sync "
+                        f"again", code="OrderNotOpen", details={"ipaas": record})
                 if current is not None:
-                    changes = {k: v for k, v in line.items() if k not in keys and not _same(current.get(k), v)}
                     if changes:
                         self.bc.update(entity.service, keys, changes, etag=current["@odata.etag"])
                         updated += 1
@@ -316,6 +330,8 @@ class BcWriter:
                     state.save_links(self.engine, child.table, [(line_key, line_ipaas_id)])
                     self._links(child.table)[line_ipaas_id] = line_key
                     self.ipaas.link(child.table, line_key, line_ipaas_id)
+            except WriteFailed:
+                raise
             except (ServiceError, PipelineError) as exc:
                 status, code, correlation = (exc.status, exc.code, exc.correlation_id) if isinstance(exc, ServiceError) \
                     else (None, type(exc).__name__, None)

@@ -574,7 +574,7 @@ class Lane:
                 body = {"name": f"Fault Suite {tag}-{n} Ltd", "email_address": f"co.{tag.lower()}.{n}@example.com"}
             else:
                 body = {"sku": f"FS-{tag}-{n}", "name": f"Fault suite item {n}", "type": "Simple",
-                        "tracking_method": "None", "status": "Active", "default_price": 9.5}
+                        "tracking_method": "Product", "status": "Active", "default_price": 9.5}
             made.append(ipaas_admin(self.handle, "POST", f"records/{model}", json=body))
         return made
 

@@ -48,6 +48,11 @@ def _template(frame: pd.DataFrame, template: str) -> pd.Series:
     return result
 
 
+def _bc_upper(text: str) -> str:
+    """Upper case as Business Central makes a Code field: letter by letter, so 'ß' stays 'ß' (not 'SS')."""
+    return "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in text)
+
+
 def _plain_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
@@ -62,7 +67,7 @@ def _apply_transform(series: pd.Series, transform: Any) -> pd.Series:
         if transform == "trim":
             return text.str.strip().astype(object)
         if transform == "upper":
-            return text.str.upper().astype(object)
+            return text.map(_bc_upper, na_action="ignore").astype(object)
         if transform == "lower":
             return text.str.lower().astype(object)
         if transform == "title":

@@ -105,7 +105,7 @@ def test_a_product_custom_field_reaches_the_items_catitemgroup(loaded, instance)
     world = loaded
     product = world.ipaas("POST", "records/Product", json={
         "sku": "WEB-SKU-1", "name": "Sparkling Water 'Lemon' — 12 × 330 ml", "type": "Physical",
-        "tracking_method": "Tracked", "status": "Active", "default_price": 4.25,
+        "tracking_method": "Product", "status": "Active", "default_price": 4.25,
         "custom_fields": [{"custom_field_name": "CatItemGroup", "value": "BEVERAGES"}],
     })
     meta = _write(instance, "product_from_ipaas", [product["id"]])
@@ -142,3 +142,40 @@ def _put_company(world, company, **changes):
 def _ext_to_int(world, table):
     return {link["external_id"]: str(link["internal_id"]) for link in world.ipaas_links()
             if link["table_name"].lower() == table.lower() and not link.get("deleted")}
+
+
+def test_a_line_change_on_an_order_released_in_bc_is_refused_with_what_to_do(loaded, instance):
+    from bc_pipeline.clients.ipaas import IpaasClient
+
+    world = loaded
+    _, customer_id = next(iter(_ext_to_int(world, "customer").items()))
+    skus = [i["No"] for i in world.handle.records("ItemCard")[:2]]
+    transaction = _new_transaction(world, customer_id, skus)
+    assert _write(instance, "sales_order_from_ipaas", [transaction["id"]])["created"] == 1
+    order_no = _links(world, "transaction")[str(transaction["id"])]
+    world.handle.edit_record("SalesOrders", ["Order", order_no], {"Status": "Released"})
+
+    client = IpaasClient(load_settings())
+    current = client.get("Transaction", transaction["id"])
+    current["lines"][0]["qty"] = 99
+    client.replace("Transaction", transaction["id"], {k: v for k, v in current.items() if k != "external_ids"})
+    since = world.handle.last_seq()
+    meta = _write(instance, "sales_order_from_ipaas", [transaction["id"]])
+    assert meta["failed"] == 1
+    [letter] = state.dead_letters_of(engine_for(load_settings().state_database_url), "sales_order_from_ipaas")
+    assert f"order {order_no} is Released in Business Central, so its lines cannot change" in letter.error
+    assert "reopen the order" in letter.error
+    assert _only_writes(world.handle.requests(since)) == []
+
+
+def test_a_tax_class_bc_does_not_know_is_a_dead_letter_that_says_which_mapping_to_fix(loaded, instance):
+    world = loaded
+    product = world.ipaas("POST", "records/Product", json={
+        "sku": "web-sku-tax", "name": "Shirt", "type": "Physical", "tracking_method": "Product", "status": "Active",
+        "tax_class": "Clothing"})
+    meta = _write(instance, "product_from_ipaas", [product["id"]])
+    assert meta["failed"] == 1
+    [letter] = state.dead_letters_of(engine_for(load_settings().state_database_url), "product_from_ipaas")
+    assert letter.code == "Internal_InvalidTableRelation"
+    assert "CLOTHING" in letter.error and "product_from_ipaas.yaml" in letter.error
+    assert world.handle.records("ItemCard", key="WEB-SKU-TAX") == []

@@ -43,7 +43,7 @@ def test_no_stays_a_string_not_a_yaml_boolean(tmp_path):
     collection = load_collection(_write(tmp_path, VALID.replace("name: Code", "name: No").replace("locations", "items")
                                         .replace("Location", "Product").replace("{Code}", "{No}")
                                         .replace("description: {source: Name", "description: {source: Description")
-                                        + "  sku: No\n  type: {value: Physical}\n  tracking_method: {value: Tracked}\n"
+                                        + "  sku: No\n  type: {value: Physical}\n  tracking_method: {value: Product}\n"
                                         "  status: {value: Active}\n"))
     assert collection.fields["sku"].source == "No"
 
