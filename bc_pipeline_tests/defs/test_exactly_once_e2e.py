@@ -156,7 +156,10 @@ def linked(world, instance):
 
 
 def _transaction(world, number: str, lines: int = 3, *, numbered: bool = True) -> dict:
-    customer_id = next(str(c["id"]) for c in world.ipaas_records("Company"))
+    open_customers = {c["No"] for c in world.handle.records("CustomerCard") if c.get("Blocked") in (None, "", " ", "_blank_")}
+    linked = {str(link["internal_id"]): link["external_id"] for link in world.ipaas_links()
+              if link["table_name"].lower() == "customer"}
+    customer_id = next(str(c["id"]) for c in world.ipaas_records("Company") if linked.get(str(c["id"])) in open_customers)
     skus = [i["No"] for i in world.handle.records("ItemCard")[:lines]]
     return world.ipaas("POST", "records/Transaction", json={
         "transaction_number": number, "type": "Order", "status": "Pending", "customer_id": int(customer_id),

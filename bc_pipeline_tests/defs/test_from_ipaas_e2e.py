@@ -54,7 +54,7 @@ def _only_writes(requests):
 
 def test_an_ipaas_transaction_becomes_a_bc_sales_order_with_all_its_lines_linked_both_ways(loaded, instance):
     world = loaded
-    customer_no, customer_id = next(iter(_ext_to_int(world, "customer").items()))
+    customer_no, customer_id = _open_customer(world)
     skus = [i["No"] for i in world.handle.records("ItemCard")[:3]]
     transaction = _new_transaction(world, customer_id, skus)
 
@@ -81,7 +81,7 @@ def test_an_ipaas_transaction_becomes_a_bc_sales_order_with_all_its_lines_linked
 
 def test_a_line_refused_halfway_is_completed_by_the_next_run_without_a_second_order(loaded, instance):
     world = loaded
-    _, customer_id = next(iter(_ext_to_int(world, "customer").items()))
+    _, customer_id = _open_customer(world)
     good = world.handle.records("ItemCard")[0]["No"]
     transaction = _new_transaction(world, customer_id, [good, "NO-SUCH-ITEM"])
     meta = _write(instance, "sales_order_from_ipaas", [transaction["id"]])
@@ -139,6 +139,12 @@ def _put_company(world, company, **changes):
     assert response.status_code < 300, response.text
 
 
+def _open_customer(world):
+    """A linked BC customer that is not blocked (BC refuses orders for blocked ones): (Customer No, iPaaS id)."""
+    blocked = {c["No"] for c in world.handle.records("CustomerCard") if c.get("Blocked") not in (None, "", " ", "_blank_")}
+    return next((no, i) for no, i in _ext_to_int(world, "customer").items() if no not in blocked)
+
+
 def _ext_to_int(world, table):
     return {link["external_id"]: str(link["internal_id"]) for link in world.ipaas_links()
             if link["table_name"].lower() == table.lower() and not link.get("deleted")}
@@ -148,7 +154,7 @@ def test_a_line_change_on_an_order_released_in_bc_is_refused_with_what_to_do(loa
     from bc_pipeline.clients.ipaas import IpaasClient
 
     world = loaded
-    _, customer_id = next(iter(_ext_to_int(world, "customer").items()))
+    _, customer_id = _open_customer(world)
     skus = [i["No"] for i in world.handle.records("ItemCard")[:2]]
     transaction = _new_transaction(world, customer_id, skus)
     assert _write(instance, "sales_order_from_ipaas", [transaction["id"]])["created"] == 1
