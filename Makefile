@@ -22,6 +22,7 @@ run: setup
 
 ## The tests, end-to-end included, against the HTTPS sandbox; the state database on SQLite and PostgreSQL.
 test: setup
+	scripts/test-redis.sh install
 	BC_PIPELINE_TEST_POSTGRES_URL=$$(scripts/test-postgres.sh start) && export BC_PIPELINE_TEST_POSTGRES_URL && \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q; status=$$?; scripts/test-postgres.sh stop; exit $$status
 
