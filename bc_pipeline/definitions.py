@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from bc_pipeline.defs.backfills import resync_assets
@@ -13,12 +15,50 @@ from bc_pipeline.defs.schedules import schedules
 from bc_pipeline.defs.sensors import sync_requests_sensor
 from bc_pipeline.defs.to_ipaas import load_assets, load_checks, to_ipaas_report, transform_assets
 
-defs = dg.Definitions(
-    assets=[*extract_assets, *transform_assets, *load_assets, to_ipaas_report, *write_assets, from_ipaas_report,
-            *resync_assets],
-    asset_checks=[*extract_checks, *load_checks],
-    jobs=[*jobs, sync_from_ipaas],
-    schedules=schedules,
-    sensors=[sync_requests_sensor],
-    resources={"subscription": subscription_resource(), "ipaas": ipaas_resource()},
-)
+EXECUTOR_VARIABLE = "BC_PIPELINE_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
+CELERY_BROKER_VARIABLE = "BC_PIPELINE_CELERY_BROKER_URL"
+
+
+def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
+    """The code location's executor, named by BC_PIPELINE_EXECUTOR (default multiprocess); every job uses it.
+
+    in_process: every step in the run's process (lowest latency, one core); multiprocess (Dagster's default, which
+    a run's config may still switch to in_process): a process per step on the run's machine; celery: steps on
+    Celery workers (`pip install bc_pipeline[celery]`; the broker, also the result backend, from
+    BC_PIPELINE_CELERY_BROKER_URL, e.g. redis://host:6379/0); k8s: a Kubernetes Job per step
+    (`pip install bc_pipeline[k8s]`, the Helm chart's run launcher: deploy/kubernetes/values.yaml).
+    """
+    name = (name if name is not None else os.environ.get(EXECUTOR_VARIABLE, "")).strip().lower() or "multiprocess"
+    if name == "in_process":
+        return dg.in_process_executor
+    if name == "multiprocess":
+        # Dagster's default: a process per step, unless a run's config says `execution: config: in_process: {}`.
+        return dg.multi_or_in_process_executor
+    if name == "celery":
+        from dagster_celery import celery_executor
+
+        broker = {"env": CELERY_BROKER_VARIABLE}  # read where the run starts; never shown in the UI
+        return celery_executor.configured({"broker": broker, "backend": broker}, name="celery")
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    raise ValueError(f"{EXECUTOR_VARIABLE}={name!r} is not an executor: use one of {', '.join(EXECUTORS)}")
+
+
+def build_definitions(executor: str | None = None) -> dg.Definitions:
+    """The code location with the executor named (default: BC_PIPELINE_EXECUTOR's)."""
+    return dg.Definitions(
+        assets=[*extract_assets, *transform_assets, *load_assets, to_ipaas_report, *write_assets, from_ipaas_report,
+                *resync_assets],
+        asset_checks=[*extract_checks, *load_checks],
+        jobs=[*jobs, sync_from_ipaas],
+        schedules=schedules,
+        sensors=[sync_requests_sensor],
+        resources={"subscription": subscription_resource(), "ipaas": ipaas_resource()},
+        executor=executor_for(executor),
+    )
+
+
+defs = build_definitions()

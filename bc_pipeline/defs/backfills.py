@@ -9,7 +9,7 @@ from pydantic import Field
 from bc_pipeline.catalog import ENTITIES, Entity
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.transport import TrafficCounter
-from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
+from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.extraction import extract
 from bc_pipeline.loading import Loader
 from bc_pipeline.mapping.registry import to_ipaas_collections
@@ -44,6 +44,7 @@ def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
         group_name=GROUP,
         partitions_def=CHANGE_DATES,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=BC_POOL,
         kinds={"businesscentral", "ipaas"},
         description=f"Re-sync the {entity.service} records whose {entity.modified_at} falls in the selected days: "
         f"one filtered read, then {', '.join(c.name for c in collections)}. Select a range in the backfill dialog.",

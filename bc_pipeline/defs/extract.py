@@ -8,7 +8,7 @@ from pydantic import Field
 
 from bc_pipeline.catalog import ENTITIES, Entity, with_change_field
 from bc_pipeline.clients.transport import TrafficCounter
-from bc_pipeline.defs.resources import SubscriptionResource
+from bc_pipeline.defs.resources import BC_POOL, SubscriptionResource
 from bc_pipeline.extraction import extract
 from bc_pipeline.mapping.registry import consumers_of
 
@@ -44,6 +44,7 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
             "ipaas_model": entity.ipaas_model or "",
         },
         tags={"entity": entity.name},
+        pool=BC_POOL,
     )
     def _extract(context: dg.AssetExecutionContext, config: ExtractConfig, subscription: SubscriptionResource) -> dg.MaterializeResult:
         counter = TrafficCounter()

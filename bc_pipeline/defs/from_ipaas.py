@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from bc_pipeline.clients.transport import TrafficCounter
-from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
+from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.defs.run_report import build_run_report
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import from_ipaas_collections
@@ -33,6 +33,7 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         key=write_key(collection),
         group_name=GROUP,
         kinds={"businesscentral"},
+        pool=BC_POOL,
         description=f"{collection.name}: {collection.description} iPaaS.com {collection.source} → Business Central "
         f"{collection.entity.service}, linked by external id in table '{collection.table}'.",
         metadata={"collection": collection.name, "source_model": collection.source, "service": collection.entity.service},

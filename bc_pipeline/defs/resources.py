@@ -16,6 +16,12 @@ from bc_pipeline.state.database import engine_for
 from bc_pipeline.state.staging import StagingArea
 
 
+# Dagster pool of every step that talks to Business Central: the instance's limit for it (dagster.yaml's
+# `concurrency: pools: default_limit`, or `dagster instance concurrency set business_central N`) keeps such
+# steps at or below CONCURRENT_CONNECTIONS across every run and machine.
+BC_POOL = "business_central"
+
+
 class SubscriptionResource(dg.ConfigurableResource):
     """The subscription settings; unset fields come from the environment (see README)."""
 

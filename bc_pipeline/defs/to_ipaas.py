@@ -7,7 +7,7 @@ import dagster as dg
 from bc_pipeline.catalog import BY_NAME
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.extract import extract_asset_key
-from bc_pipeline.defs.resources import IpaasResource, SubscriptionResource
+from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.defs.run_report import build_run_report
 from bc_pipeline.loading import Loader
 from bc_pipeline.mapping.collection import MappingCollection
@@ -36,6 +36,7 @@ def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         deps=deps,
         group_name=GROUP,
         kinds={"pandas"},
+        pool=BC_POOL,
         description=f"{collection.name}: {collection.description} (mapping file {collection.source_file and collection.source_file.split('/')[-1]})",
         metadata={"collection": collection.name, "target_model": collection.target_model, "table": collection.table},
     )
