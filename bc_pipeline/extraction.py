@@ -118,7 +118,7 @@ def extract(
         seconds=seconds,
         throttle_wait_seconds=client.throttle.stats.waited_seconds - wait_before,
         newest_change=newest,
-        location=str(writer.directory),
+        location=writer.location,
         sample_keys=samples,
         duplicate_keys=duplicates,
         records_without_key=without_key,

@@ -51,6 +51,8 @@ WHERE_TO_FIND: dict[str, str] = {
     "modified_at_fields": "a page extension's timestamp field per entity, e.g. customers=SystemModifiedAt",
     "state_url": "a SQLAlchemy URL such as postgresql+psycopg://user@host/db; default a SQLite file",
     "ca_bundle": "a PEM file of the CA that signs your services' certificates (REQUESTS_CA_BUNDLE)",
+    "staging_url": "a folder or an fsspec URL every machine of the pipeline reaches, e.g. abfs://<container>/<prefix> "
+    "(credentials from AZURE_STORAGE_CONNECTION_STRING, never in the URL); default BC_PIPELINE_HOME/staging",
 }
 
 ENV_NAMES: dict[str, str] = {
@@ -77,6 +79,7 @@ ENV_NAMES: dict[str, str] = {
     "concurrent_connections": "CONCURRENT_CONNECTIONS",
     "modified_at_fields": "BC_MODIFIED_AT_FIELDS",
     "state_url": "BC_PIPELINE_STATE_URL",
+    "staging_url": "BC_PIPELINE_STAGING_URL",
     "ca_bundle": "REQUESTS_CA_BUNDLE",
     "home": "BC_PIPELINE_HOME",
 }
@@ -105,6 +108,7 @@ LABELS: dict[str, str] = {
     "concurrent_connections": "Concurrent Connections",
     "modified_at_fields": "Change-date fields",
     "state_url": "State database URL",
+    "staging_url": "Staging URL",
     "ca_bundle": "CA bundle",
     "home": "Pipeline home",
 }
@@ -173,6 +177,7 @@ class SubscriptionSettings(BaseSettings):
     concurrent_connections: int = Field(BC_DOCUMENTED_CONCURRENT_REQUESTS, validation_alias="CONCURRENT_CONNECTIONS")
     modified_at_fields: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, validation_alias="BC_MODIFIED_AT_FIELDS")
     state_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STATE_URL")
+    staging_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STAGING_URL")
     ca_bundle: Optional[str] = Field(None, validation_alias="REQUESTS_CA_BUNDLE")
     home: Path = Field(DEFAULT_HOME, validation_alias="BC_PIPELINE_HOME")
 
@@ -314,6 +319,34 @@ class SubscriptionSettings(BaseSettings):
             raise ValueError(f"unsupported database {driver!r}; supported: {', '.join(SUPPORTED_STATE_DRIVERS)}")
         return value.strip()
 
+    @field_validator("staging_url")
+    @classmethod
+    def _staging_url_supported(cls, value: Optional[str]) -> Optional[str]:
+        """A local folder or an fsspec URL whose filesystem is installed; never echoed with a secret in it."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if not parts.scheme or len(parts.scheme) == 1:
+            return str(Path(value).expanduser().resolve())  # a local folder (a drive letter is no scheme)
+        if parts.query or parts.fragment or (parts.password is not None):
+            raise ValueError(
+                "must not carry credentials (user:password@, ?sig=… SAS tokens); give them through the store's "
+                "environment variables, e.g. AZURE_STORAGE_CONNECTION_STRING"
+            )
+        import fsspec
+
+        scheme = parts.scheme.lower()
+        if scheme not in fsspec.available_protocols():
+            raise ValueError(f"unknown storage {scheme!r}: use a folder, abfs://<container>/<prefix>, s3://, gs:// or memory://")
+        try:
+            fsspec.get_filesystem_class(scheme)
+        except ImportError:
+            raise ValueError(f"storage {scheme!r} needs a package that is not installed (abfs: adlfs, s3: s3fs, gs: gcsfs)") from None
+        if scheme in ("abfs", "abfss", "az") and not (parts.netloc and parts.netloc.split("@")[0]):
+            raise ValueError(f"must name a container: {scheme}://<container>/<prefix>, got {safe_display(value)!r}")
+        return value
+
     @field_validator("ca_bundle")
     @classmethod
     def _ca_exists(cls, value: Optional[str]) -> Optional[str]:
@@ -346,6 +379,11 @@ class SubscriptionSettings(BaseSettings):
     @property
     def state_database_url(self) -> str:
         return self.state_url or f"sqlite:///{self.home / 'state.sqlite'}"
+
+    @property
+    def staging_location(self) -> str:
+        """Where extracts and payloads are staged: BC_PIPELINE_STAGING_URL, else BC_PIPELINE_HOME/staging."""
+        return self.staging_url or str(self.home / "staging")
 
     @property
     def verify(self) -> str | bool:
@@ -383,6 +421,13 @@ def load_settings(overrides: Optional[Mapping[str, Any]] = None, *, from_environ
                 message = message.strip()
             problems.append(describe_problem(field, message))
         raise SettingsError(problems) from None
+
+
+def safe_display(url: str) -> str:
+    """A URL without password or query (what may be shown of a staging URL)."""
+    from bc_pipeline.state.staging import safe_url
+
+    return safe_url(url)
 
 
 def _by_alias(values: Mapping[str, Any]) -> dict[str, Any]:

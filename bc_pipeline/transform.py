@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
-import orjson
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -16,13 +14,11 @@ from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord, apply_collection
 from bc_pipeline.replay import remap_dead_letters
 from bc_pipeline.state import records as state
-from bc_pipeline.state.staging import StagedExtract, StagingArea
+from bc_pipeline.state.staging import MissingExtract, StagedExtract, StagingArea
+
+__all__ = ["MissingExtract", "TransformResult", "transform", "read_payloads"]
 
 PAYLOAD_CHUNK = 5_000
-
-
-class MissingExtract(Exception):
-    """No complete extract of a source entity exists yet."""
 
 
 @dataclass
@@ -44,17 +40,8 @@ def _frame(extract: StagedExtract) -> pd.DataFrame:
 
 
 def _extract_for(staging: StagingArea, entity: str, run_id: str) -> StagedExtract:
-    staged = staging.extract(entity, run_id)
-    if staged.complete:
-        return staged
-    latest = staging.latest(entity)
-    if latest is None:
-        raise MissingExtract(f"no extract of {entity} yet: materialize bc/{entity} first")
-    return latest
-
-
-def payload_dir(staging: StagingArea, collection: MappingCollection, run_id: str) -> Path:
-    return staging.root / "payloads" / collection.slug / run_id
+    """Exactly this run's extract: never another run's, whatever is newer or older (MissingExtract names it)."""
+    return staging.require_extract(entity, run_id)
 
 
 def transform(collection: MappingCollection, staging: StagingArea, engine: Engine, run_id: str,
@@ -73,13 +60,12 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
     records = apply_collection(collection, frame, links, child_frames)
     if bc is not None:
         records += remap_dead_letters(collection, bc, engine, {r.external_id for r in records}, links)
-    directory = payload_dir(staging, collection, run_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("part-*.json"):
-        old.unlink()
-    for number, start in enumerate(range(0, max(len(records), 1), PAYLOAD_CHUNK), start=1):
-        chunk = records[start : start + PAYLOAD_CHUNK]
-        (directory / f"part-{number:06d}.json").write_bytes(orjson.dumps([r.__dict__ for r in chunk]))
+    writer = staging.payload_writer(collection.slug, run_id)
+    for start in range(0, len(records), PAYLOAD_CHUNK):
+        writer.write_page([r.__dict__ for r in records[start : start + PAYLOAD_CHUNK]])
+    writer.finish(collection=collection.name, run_id=run_id,
+                  extracts={entity: run_id for entity in collection.source_entities})
+    staging.prune_payloads(collection.slug)
     unmapped = sum(1 for r in records if r.error)
     return TransformResult(
         collection=collection.name,
@@ -87,19 +73,15 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
         mapped=len(records) - unmapped,
         unmapped=unmapped,
         seconds=time.monotonic() - started,
-        location=str(directory),
+        location=writer.location,
         sample=records[0].payload if records else None,
     )
 
 
 def read_payloads(staging: StagingArea, collection: MappingCollection, run_id: str) -> list[MappedRecord]:
-    directory = payload_dir(staging, collection, run_id)
-    if not directory.exists():
-        earlier = sorted((d for d in directory.parent.glob("*") if d.is_dir()), key=lambda d: d.stat().st_mtime)
-        if not earlier:
-            raise MissingExtract(f"no payloads for {collection.name} yet: materialize mapped/{collection.slug} first")
-        directory = earlier[-1]
+    """Exactly the payloads this run's transform wrote, or MissingExtract naming them."""
+    staged = staging.require_payloads(collection.slug, run_id)
     records: list[MappedRecord] = []
-    for part in sorted(directory.glob("part-*.json")):
-        records.extend(MappedRecord(**item) for item in orjson.loads(part.read_bytes()))
+    for page in staged.pages():
+        records.extend(MappedRecord(**item) for item in page)
     return records

@@ -135,15 +135,15 @@ def child_transform(spec: dict[str, Any]) -> dict[str, Any]:
     t1 = time.time()
     settings = load_settings()
     engine = engine_for(settings.state_database_url)
-    staging = StagingArea(Path(settings.home) / "staging")
+    staging = StagingArea(settings.staging_location)
     tables = set().union(*(c.referenced_tables() for c in COLLECTIONS.values()))
     synthetic = 0
     for table in sorted(tables):
         owners = [c for c in COLLECTIONS.values() if c.table == table]
         ids: set[str] = set()
         for owner in owners:
-            staged = staging.latest(owner.source)
-            if staged is None:
+            staged = staging.extract(owner.source, extracted.run_id)
+            if not staged.complete:
                 continue
             for row in staged.records():
                 try:
@@ -154,8 +154,14 @@ def child_transform(spec: dict[str, Any]) -> dict[str, Any]:
         synthetic += len(ids)
     t2 = time.time()
     job = defs.resolve_job_def("sync_to_ipaas")
+    # A transform maps only its own run's extract: the run extracts again (its steps time each part).
+    from bc_pipeline.catalog import BY_NAME
+    from bc_pipeline.defs.extract import extract_asset_key
+
+    sources = {s for c in COLLECTIONS.values() for s in c.source_entities}
     result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                    asset_selection=[transform_key(c) for c in COLLECTIONS.values()],
+                                    asset_selection=[extract_asset_key(BY_NAME[s]) for s in sorted(sources)]
+                                    + [transform_key(c) for c in COLLECTIONS.values()],
                                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     t3 = time.time()
     return {

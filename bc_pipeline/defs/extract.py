@@ -93,6 +93,24 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
     return _extract
 
 
+def materialization_to_check(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> Optional[tuple[dict, str]]:
+    """(metadata, run id) of this run's materialization of `key`; a check run on its own checks the latest one."""
+    records = context.instance.get_records_for_run(
+        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+    ).records
+    for record in reversed(records):
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is not None and materialization.asset_key == key:
+            return {k: v.value for k, v in materialization.metadata.items()}, context.run.run_id
+    selection = context.run.asset_selection
+    if selection is None or key in selection:
+        return None  # the run was to materialize it and did not: nothing of this run to check
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}, event.run_id
+
+
 def build_unique_keys_check(entity: Entity) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=extract_asset_key(entity),
@@ -100,15 +118,16 @@ def build_unique_keys_check(entity: Entity) -> dg.AssetChecksDefinition:
         description=f"Every extracted {entity.service} record has its key ({', '.join(entity.keys)}) and no key appears twice.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        event = context.instance.get_latest_materialization_event(extract_asset_key(entity))
-        if event is None or event.asset_materialization is None:
+        found = materialization_to_check(context, extract_asset_key(entity))
+        if found is None:
             return dg.AssetCheckResult(passed=False, metadata={"problem": "not extracted yet"})
-        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        meta, run_id = found
         duplicates = str(meta.get("duplicate_keys") or "")
         missing = int(meta.get("records_without_key") or 0)
         return dg.AssetCheckResult(
             passed=not duplicates and not missing,
-            metadata={"rows": int(meta.get("rows") or 0), "records_without_key": missing, "duplicate_keys": duplicates},
+            metadata={"rows": int(meta.get("rows") or 0), "records_without_key": missing, "duplicate_keys": duplicates,
+                      "run_id": run_id},
         )
 
     return _check

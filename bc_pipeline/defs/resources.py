@@ -1,7 +1,6 @@
 """Dagster resources: thin wrappers that hand the subscription settings to the plain clients."""
 
 
-from pathlib import Path
 from typing import Optional
 
 import dagster as dg
@@ -61,7 +60,7 @@ class SubscriptionResource(dg.ConfigurableResource):
         return engine_for(self.settings().state_database_url)
 
     def staging(self) -> StagingArea:
-        return StagingArea(Path(self.settings().home) / "staging")
+        return StagingArea(self.settings().staging_location)
 
 
 class IpaasResource(dg.ConfigurableResource):

@@ -6,14 +6,14 @@ import dagster as dg
 
 from bc_pipeline.catalog import BY_NAME
 from bc_pipeline.clients.transport import TrafficCounter
-from bc_pipeline.defs.extract import extract_asset_key
+from bc_pipeline.defs.extract import extract_asset_key, materialization_to_check
 from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.defs.run_report import build_run_report
 from bc_pipeline.loading import Loader
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import parents_of, to_ipaas_collections
 from bc_pipeline.state import watermarks
-from bc_pipeline.transform import read_payloads, transform
+from bc_pipeline.transform import MissingExtract, read_payloads, transform
 
 GROUP = "to_ipaas"
 
@@ -26,6 +26,21 @@ def transform_key(collection: MappingCollection) -> dg.AssetKey:
 
 def load_key(collection: MappingCollection) -> dg.AssetKey:
     return dg.AssetKey(["ipaas", collection.slug])
+
+
+def missing_in_run(context: dg.AssetExecutionContext, needed: list[dg.AssetKey], missing: MissingExtract,
+                   what: str) -> Exception:
+    """The error for a step whose run has no data of its own: says to run the step that makes it in the same run."""
+    selection = context.run.asset_selection
+    left_out = [key.to_user_string() for key in needed if selection is not None and key not in selection]
+    if not left_out:
+        return missing
+    return dg.Failure(
+        description=f"{what}, and this run does not materialize {', '.join(left_out)}: run "
+        f"{'it' if len(left_out) == 1 else 'them'} in the same run (select {', '.join(left_out)} too, or run the job "
+        f"sync_to_ipaas); another run's data is never used. {missing}",
+        allow_retries=False,
+    )
 
 
 def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
@@ -44,6 +59,9 @@ def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         bc = subscription.business_central(TrafficCounter())
         try:
             result = transform(collection, subscription.staging(), subscription.state_engine(), context.run.run_id, bc)
+        except MissingExtract as missing:
+            raise missing_in_run(context, [extract_asset_key(BY_NAME[s]) for s in collection.source_entities], missing,
+                                 f"mapped/{collection.slug} maps only the extract of its own run") from missing
         finally:
             bc.close()
         context.log.info(f"{collection.name}: {result.mapped} payloads from {result.source_rows} rows "
@@ -79,15 +97,23 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, config: LoadConfig, subscription: SubscriptionResource,
               ipaas: IpaasResource) -> dg.MaterializeResult:
         counter = TrafficCounter()
+        staging = subscription.staging()
+        try:  # before any request: nothing of this run's → nothing sent, no watermark moved
+            records = read_payloads(staging, collection, context.run.run_id)
+        except MissingExtract as missing:
+            raise missing_in_run(context, [transform_key(collection)], missing,
+                                 f"ipaas/{collection.slug} loads only the payloads of its own run") from missing
         client = ipaas.client(subscription, counter)
         engine = subscription.state_engine()
         try:
-            records = read_payloads(subscription.staging(), collection, context.run.run_id)
             report = Loader(client, engine, collection).load(records, run_id=context.run.run_id)
         finally:
             client.close()
+        # A watermark moves only with the data it describes: this run's extract, mapped by this run, just delivered.
+        mapped_from = staging.payloads(collection.slug, context.run.run_id).manifest().get("extracts") or {}
         for entity in collection.source_entities:
-            watermarks.commit_for_consumer(engine, entity, collection.slug, context.run.run_id)
+            if mapped_from.get(entity) == context.run.run_id:
+                watermarks.commit_for_consumer(engine, entity, collection.slug, context.run.run_id)
         if config.inbox_batch:
             from bc_pipeline.sync_requests import finish_to_ipaas_batch
 
@@ -123,10 +149,10 @@ def build_load_check(collection: MappingCollection) -> dg.AssetChecksDefinition:
         description="No record failed, and created + updated + linked + unchanged + failed add up to the records mapped.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        event = context.instance.get_latest_materialization_event(load_key(collection))
-        if event is None or event.asset_materialization is None:
+        found = materialization_to_check(context, load_key(collection))
+        if found is None:
             return dg.AssetCheckResult(passed=False, metadata={"problem": "not loaded yet"})
-        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        meta, _ = found
         counted = sum(int(meta.get(k, 0)) for k in ("created", "updated", "linked", "unchanged", "failed"))
         expected = int(meta.get("records", 0))
         failed = int(meta.get("failed", 0))

@@ -10,8 +10,9 @@ from bc_pipeline.state.staging import StagingArea
 pytestmark = pytest.mark.e2e
 
 
-def _staged(entity: str):
-    return StagingArea(load_settings().home / "staging").latest(entity)
+def _staged(entity: str, run_id: str):
+    """The run's own extract (staging is addressed by run id)."""
+    return StagingArea(load_settings().staging_location).require_extract(entity, run_id)
 
 
 def test_every_published_service_is_extracted_with_its_counts(world, instance):
@@ -32,7 +33,7 @@ def test_every_published_service_is_extracted_with_its_counts(world, instance):
 def test_the_guides_item_10010_arrives_with_its_custom_field(world, instance):
     outcome = run_job("extract_business_central", ["items"], instance=instance)
     assert outcome.success, outcome.error
-    item = next(r for r in _staged("items").records() if r["No"] == "10010")
+    item = next(r for r in _staged("items", outcome.run_id).records() if r["No"] == "10010")
     assert item["Description"] == "DISC. REPLACEMENT 10039"
     assert item["UPC_Code"] == "760479100105"
     assert item["Product_Group_Code"] == "BULK"
@@ -42,10 +43,10 @@ def test_the_guides_item_10010_arrives_with_its_custom_field(world, instance):
 
 def test_only_the_fields_the_catalog_needs_are_asked_for(world, instance):
     since = world.handle.last_seq()
-    run_job("extract_business_central", ["locations"], instance=instance)
+    outcome = run_job("extract_business_central", ["locations"], instance=instance)
     paths = [r["path"] for r in world.handle.requests(since) if "Locations" in r["path"]]
     assert paths and all("%24select=" in p or "$select=" in p for p in paths)
-    record = next(_staged("locations").records())
+    record = next(_staged("locations", outcome.run_id).records())
     assert "Bin_Mandatory" not in record and "Name" in record
 
 
@@ -79,5 +80,5 @@ def test_a_page_extensions_systemmodifiedat_drives_incremental_reads(tmp_path, m
         second = run_job("extract_business_central", ["customers"], instance=instance)
         assert second.extracts["customers"]["mode"] == "incremental"
         assert "SystemModifiedAt ge " in second.extracts["customers"]["filter"]
-        staged = [r["No"] for r in _staged("customers").records()]
+        staged = [r["No"] for r in _staged("customers", second.run_id).records()]
         assert customer in staged and len(staged) < len(sandbox.records("CustomerCard"))
