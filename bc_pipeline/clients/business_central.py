@@ -13,7 +13,7 @@ import requests
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.auth import shared_token_provider
 from bc_pipeline.clients.errors import BusinessCentralError, UntrustedNextLinkError, bc_error_from_response
-from bc_pipeline.clients.throttle import Throttle, throttle_key
+from bc_pipeline.clients.throttle import throttle_for, throttle_key
 from bc_pipeline.clients.transport import ThrottledTransport, TrafficCounter, new_session
 from bc_pipeline.settings import SubscriptionSettings
 
@@ -47,8 +47,8 @@ class BusinessCentralClient:
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.session = new_session(settings.verify, pool_size=max(settings.concurrent_connections, 2))
         self.tokens = shared_token_provider(settings)
-        self.throttle = Throttle(
-            settings.home / "throttle",
+        self.throttle = throttle_for(
+            settings,
             throttle_key("business-central", settings.api_url, settings.tenant_id or "", settings.client_id or ""),
             limit=settings.bc_throttle_limit,
             seconds=settings.bc_throttle_seconds,

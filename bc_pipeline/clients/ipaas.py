@@ -9,7 +9,7 @@ import orjson
 import requests
 
 from bc_pipeline.clients.errors import IpaasError, ipaas_error_from_response
-from bc_pipeline.clients.throttle import Throttle, throttle_key
+from bc_pipeline.clients.throttle import throttle_for, throttle_key
 from bc_pipeline.clients.transport import ThrottledTransport, TrafficCounter, new_session
 from bc_pipeline.settings import SubscriptionSettings
 
@@ -58,8 +58,8 @@ class IpaasClient:
         self.settings = settings
         self.system_id = settings.ipaas_system_id
         self.session = new_session(settings.verify, pool_size=max(settings.concurrent_connections, 2))
-        self.throttle = Throttle(
-            settings.home / "throttle",
+        self.throttle = throttle_for(
+            settings,
             throttle_key("ipaas", settings.ipaas_api_url, settings.ipaas_system_id or ""),
             limit=settings.ipaas_throttle_limit,
             seconds=settings.ipaas_throttle_seconds,

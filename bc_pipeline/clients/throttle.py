@@ -1,4 +1,9 @@
-"""One throttle per service and credentials, shared by every process on the machine: rate, concurrency, pauses."""
+"""One throttle per service and credentials: rate, concurrency, pauses.
+
+`Throttle` keeps them in files under BC_PIPELINE_HOME, shared by every process on the machine (SQLite state
+database); `throttle_for` picks the one in the state database (shared_throttle.PostgresThrottle) when it is
+PostgreSQL, so that every machine sharing it shares the service's limit too.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from filelock import FileLock, Timeout
 from pyrate_limiter import Duration, Limiter, Rate, SQLiteBucket
+
+if TYPE_CHECKING:
+    from bc_pipeline.settings import SubscriptionSettings
 
 _SLOT_POLL_SECONDS = 0.005
 # The longest a Retry-After may hold back every process sharing a throttle (and a pause file written by
@@ -50,8 +58,84 @@ def throttle_key(service: str, *identity: str) -> str:
     return f"{service}-{digest}"
 
 
-class Throttle:
-    """Limits requests to `limit` per `seconds` and `concurrency` in flight, across processes.
+def window_margin(seconds: float) -> float:
+    """How much longer than the service's window requests are counted over.
+
+    A request is counted when sent here but when it arrives there, a few ms later: a window a little longer
+    than the service's keeps a request sent at the edge from landing in a full one (measured: 429s at every
+    window boundary without it; 0 with it, at 98 % of the budget).
+    """
+    return min(1.0, 0.02 * seconds)
+
+
+class ThrottleBase:
+    """Waits for a pause to end, a concurrency slot and a place in the rate window, in that order.
+
+    Subclasses say where those live: `_pause_remaining`, `_take_slot`/`_give_slot`, `_take_place`, `pause`.
+    """
+
+    def __init__(self, key: str, *, limit: int, seconds: float, concurrency: int):
+        self.key = key
+        self.limit = limit
+        self.seconds = seconds
+        self.concurrency = concurrency
+        self.window_seconds = seconds + window_margin(seconds)
+        self.stats = ThrottleStats()
+
+    def pause(self, seconds: float) -> float:
+        """Hold every process sharing the throttle back for `seconds`, at most MAX_RETRY_AFTER_SECONDS."""
+        raise NotImplementedError
+
+    def _pause_remaining(self) -> float:
+        raise NotImplementedError
+
+    def _take_slot(self) -> Any:
+        raise NotImplementedError
+
+    def _give_slot(self, slot: Any) -> None:
+        raise NotImplementedError
+
+    def _take_place(self) -> None:
+        raise NotImplementedError
+
+    def _wait_for_pause(self) -> float:
+        waited = 0.0
+        while True:
+            remaining = self._pause_remaining()
+            if remaining <= 0:
+                return waited
+            time.sleep(min(remaining, 1.0))
+            waited += min(remaining, 1.0)
+
+    @contextmanager
+    def request(self) -> Iterator[float]:
+        """Wait for a pause to end, a slot and a place in the window; yield the seconds waited."""
+        started = time.monotonic()
+        paused = self._wait_for_pause()
+        slot = self._take_slot()
+        try:
+            self._take_place()
+            waited = time.monotonic() - started
+            self.stats.add(waited, paused)
+            yield waited
+        finally:
+            self._give_slot(slot)
+
+    def close(self) -> None:
+        pass
+
+
+def throttle_for(settings: "SubscriptionSettings", key: str, *, limit: int, seconds: float, concurrency: int) -> ThrottleBase:
+    """The throttle for a key: in the state database when it is PostgreSQL (every machine), else in files."""
+    if settings.state_database_url.startswith("postgresql"):
+        from bc_pipeline.clients.shared_throttle import PostgresThrottle
+
+        return PostgresThrottle(settings.state_database_url, key, limit=limit, seconds=seconds, concurrency=concurrency)
+    return Throttle(settings.home / "throttle", key, limit=limit, seconds=seconds, concurrency=concurrency)
+
+
+class Throttle(ThrottleBase):
+    """Limits requests to `limit` per `seconds` and `concurrency` in flight, across processes of one machine.
 
     The rate window lives in a SQLite file guarded by a file lock (pyrate-limiter's SQLiteBucket),
     the concurrency slots are file locks, and a pause file lets a Retry-After seen by one process
@@ -60,22 +144,14 @@ class Throttle:
     """
 
     def __init__(self, directory: Path, key: str, *, limit: int, seconds: float, concurrency: int):
+        super().__init__(key, limit=limit, seconds=seconds, concurrency=concurrency)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.key = key
-        self.limit = limit
-        self.seconds = seconds
-        self.concurrency = concurrency
-        self.stats = ThrottleStats()
         # Tables are per limit so that a changed setting starts a fresh window instead of mixing.
         table = f"rate_{limit}_{int(seconds * 1000)}"
         db_path = str(self.directory / f"{key}.sqlite")
-        # A request is counted when sent here but when it arrives there, a few ms later: a window a
-        # little longer than the service's keeps a request sent at the edge from landing in a full one
-        # (measured: 429s at every window boundary without it; 0 with it, at 98 % of the budget).
-        margin = min(1.0, 0.02 * seconds)
         self._bucket = SQLiteBucket.init_from_file(
-            [Rate(limit, int((seconds + margin) * Duration.SECOND))], table=table, db_path=db_path, use_file_lock=True
+            [Rate(limit, int(self.window_seconds * Duration.SECOND))], table=table, db_path=db_path, use_file_lock=True
         )
         self._limiter = Limiter(self._bucket, buffer_ms=50)
         self._slots = [FileLock(str(self.directory / f"{key}.slot{i}.lock"), thread_local=False) for i in range(concurrency)]
@@ -109,14 +185,8 @@ class Throttle:
         # after it was written, so it neither stalls every run nor restarts for each request.
         return min(until, written + MAX_RETRY_AFTER_SECONDS)
 
-    def _wait_for_pause(self) -> float:
-        waited = 0.0
-        while True:
-            remaining = self._paused_until() - time.time()
-            if remaining <= 0:
-                return waited
-            time.sleep(min(remaining, 1.0))
-            waited += min(remaining, 1.0)
+    def _pause_remaining(self) -> float:
+        return self._paused_until() - time.time()
 
     # -- slots -------------------------------------------------------------------------------
 
@@ -142,21 +212,8 @@ class Throttle:
         with self._slot_guard:
             self._free_slots.append(self._slots.index(slot))
 
-    # -- the one entry point -----------------------------------------------------------------
-
-    @contextmanager
-    def request(self) -> Iterator[float]:
-        """Wait for a pause to end, a slot and a place in the window; yield the seconds waited."""
-        started = time.monotonic()
-        paused = self._wait_for_pause()
-        slot = self._take_slot()
-        try:
-            self._limiter.try_acquire(self.key, blocking=True)
-            waited = time.monotonic() - started
-            self.stats.add(waited, paused)
-            yield waited
-        finally:
-            self._give_slot(slot)
+    def _take_place(self) -> None:
+        self._limiter.try_acquire(self.key, blocking=True)
 
     def close(self) -> None:
         self._limiter.close()

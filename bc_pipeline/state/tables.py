@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -79,4 +79,37 @@ leases = Table(
     Column("name", String(200), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# The throttle shared by every machine when the state database is PostgreSQL (clients/shared_throttle.py),
+# keyed by the throttle key (service + a hash of the credentials, never a secret). Requests sent in the
+# current rate window, per key and limit (`window_key`): rows older than the window are deleted as it slides.
+throttle_sends = Table(
+    "bc_pipeline_throttle_sends",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("window_key", String(200), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Index("ix_bc_pipeline_throttle_sends_window", "window_key", "sent_at"),
+)
+
+# Concurrency slots 0..N-1 per key: a holder renews `expires_at` while it holds one, so a slot of a process
+# killed with -9 (or of a lost machine) is free again once it expires.
+throttle_slots = Table(
+    "bc_pipeline_throttle_slots",
+    metadata,
+    Column("throttle_key", String(100), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("holder", String(200)),
+    Column("expires_at", DateTime(timezone=True)),
+)
+
+# A Retry-After or 429/503 seen by one process: every process sharing the key waits until `paused_until`
+# (at most MAX_RETRY_AFTER_SECONDS after `written_at`).
+throttle_pauses = Table(
+    "bc_pipeline_throttle_pauses",
+    metadata,
+    Column("throttle_key", String(100), primary_key=True),
+    Column("paused_until", DateTime(timezone=True), nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
 )
