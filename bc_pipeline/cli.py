@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     job = "extract_business_central" if args.extract_only else "sync_to_ipaas"
     with services(args.scale, force_sandbox=args.sandbox):
-        outcome = run_job(job, args.select or None, full_refresh=args.full_refresh)
+        outcome = run_job(job, args.select or None, full_refresh=args.full_refresh, max_concurrent=args.max_concurrent)
     print(summary_table(outcome))
     print(f"Run {outcome.run_id} recorded in {os.environ['DAGSTER_HOME']} (open it with `make dev`).")
     for line in outcome.failure_lines():
@@ -152,16 +152,26 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bc-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the sync through Dagster (in-process), then print a summary")
+    run = sub.add_parser("run", help="run the sync through Dagster, then print a summary")
     run.add_argument("--extract-only", action="store_true", help="only extract from Business Central (no iPaaS.com)")
     run.add_argument("--select", nargs="*", metavar="ENTITY", help="entities to run (default all), e.g. customers items")
     run.add_argument("--full-refresh", action="store_true", help="ignore incremental watermarks and read everything")
     run.add_argument("--sandbox", action="store_true", help="use the local sandbox even if credentials are set")
     run.add_argument("--scale", type=float, default=1.0, help="sandbox data scale when the sandbox is used (default 1)")
+    run.add_argument("--max-concurrent", type=_positive_int, metavar="N",
+                     help="steps at once, each in a process of its own, e.g. services read side by side (default "
+                     "CONCURRENT_CONNECTIONS); 1: one at a time, in this process")
     run.set_defaults(func=cmd_run)
 
     doctor = sub.add_parser("doctor", help="check settings, token, company, every web service and iPaaS.com")
