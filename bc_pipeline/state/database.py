@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from bc_pipeline.state.tables import metadata
@@ -39,6 +40,26 @@ def engine_for(url: str) -> Engine:
                 cursor.close()
         else:
             engine = create_engine(url, pool_pre_ping=True)
-        metadata.create_all(engine)
+        _create_tables(engine)
         _engines[url] = engine
         return engine
+
+
+# Any constant: the advisory lock that serialises table creation across processes on one PostgreSQL database.
+_SCHEMA_LOCK = 0x6263_7069_7065
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the tables once, even when several processes (steps, workers) start on a new database at once."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            metadata.create_all(conn)
+        return
+    database = engine.url.database
+    if database and database != ":memory:":
+        # SQLite has no advisory lock: a lock file beside the database serialises the creation instead.
+        with FileLock(f"{database}.schema.lock", timeout=120):
+            metadata.create_all(engine)
+        return
+    metadata.create_all(engine)
