@@ -388,7 +388,8 @@ class Lane:
 
     def command(self, s: Scenario, args: list[str]) -> list[str]:
         if s.patch_timeout:
-            return [sys.executable, "-c", CLI_CHILD.format(patch=PATCH_TIMEOUT), *args]
+            # The patch lives in this process: its steps must run here too, not in processes of their own.
+            return [sys.executable, "-c", CLI_CHILD.format(patch=PATCH_TIMEOUT), *args, "--max-concurrent", "1"]
         return CLI + args
 
     def from_command(self, s: Scenario, ids: list[str]) -> list[str]:
