@@ -24,7 +24,7 @@ def test_a_run_with_home_set_to_an_empty_directory_leaves_it_empty(tmp_path):
     user_home = tmp_path / "user"
     user_home.mkdir()
     result = subprocess.run([str(CLI), "run", "--sandbox", "--scale", "0.02"], env=_environment(tmp_path),
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     written = sorted(str(p.relative_to(user_home)) for p in user_home.rglob("*"))
     assert written == [], f"the run wrote into HOME: {written}"
