@@ -34,8 +34,8 @@ clean reference run for the rest (same seed, same scale: the same records every 
 
 The scenarios are spread over --lanes threads, each with its own sandbox (a scenario that waits on purpose - the capped
 Retry-After, the timeouts - should not hold up the others on a 2-core machine); the waiting ones start first.
-A row is FAIL when it has a duplicate or a lost record, or when the run under fault exited 0 although a record was
-missing or dead-lettered after it. The script prints progress to stderr, the table to stdout, and exits 1 when any row is FAIL.
+A row is FAIL when it has a duplicate or a lost record, when the run under fault exited 0 although a record was
+missing or dead-lettered after it, or when the scenario could not be set up. The script prints progress to stderr, the table to stdout, and exits 1 when any row is FAIL.
 """
 
 from __future__ import annotations
@@ -323,7 +323,8 @@ class Row:
     @property
     def verdict(self) -> str:
         silent = self.exit in ("0", "0/0") and (self.missing_after or self.dead_after)
-        return "FAIL" if self.dup or self.lost or silent else "ok"
+        # A scenario that could not even be set up proved nothing: it is no pass.
+        return "FAIL" if self.dup or self.lost or silent or self.exit == "error" else "ok"
 
 
 class Lane:
@@ -574,7 +575,7 @@ class Lane:
             elif model == "Company":
                 body = {"name": f"Fault Suite {tag}-{n} Ltd", "email_address": f"co.{tag.lower()}.{n}@example.com"}
             else:
-                body = {"sku": f"FS-{tag}-{n}", "name": f"Fault suite item {n}", "type": "Simple",
+                body = {"sku": f"FS-{tag}-{n}", "name": f"Fault suite item {n}", "type": "Physical",
                         "tracking_method": "Product", "status": "Active", "default_price": 9.5}
             made.append(ipaas_admin(self.handle, "POST", f"records/{model}", json=body))
         return made
