@@ -13,8 +13,9 @@ from typing import Any, Optional
 import orjson
 from sqlalchemy import Engine
 
-from bc_pipeline.clients.errors import PipelineError, ServiceError, outcome_unclear
+from bc_pipeline.clients.errors import PipelineError, ServiceError
 from bc_pipeline.clients.ipaas import NESTED_IN_PARENT, IpaasClient
+from bc_pipeline.find_before_create import create_once
 from bc_pipeline.mapping.collection import Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
 from bc_pipeline.state import leases
@@ -26,9 +27,6 @@ log = logging.getLogger(__name__)
 PREFETCH_THRESHOLD = 50
 PREFETCH_PAGE_SIZE = 1000
 READ_ONLY_FIELDS = ("id", "tracking_guid", "created_datetime", "updated_datetime", "external_ids", "inventory")
-# A create whose outcome was unclear is looked up, then sent again at most this many times in all.
-CREATE_ATTEMPTS = 3
-UNCLEAR_BACKOFF_SECONDS = (1.0, 4.0)
 
 
 def lease_name(collection: MappingCollection) -> str:
@@ -279,20 +277,12 @@ class Loader:
         return {"kind": "created", "internal_id": new_id, "link": True, "child_links": self._link_children(record, created)}
 
     def _create_once(self, record: MappedRecord, body: dict[str, Any]) -> dict[str, Any]:
-        """Create, and after an unclear outcome (lost answer, 5xx, 429) look the record up before sending again."""
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            try:
-                return self.client.create(self.model, body, parent_id=record.parent_id)
-            except (ServiceError, PipelineError) as exc:
-                if not outcome_unclear(exc) or attempt == CREATE_ATTEMPTS:
-                    raise
-                log.warning("%s %s: the create's outcome is unclear (%s); looking it up before sending again",
-                            self.collection.name, record.external_id, exc)
-                found = self._find_after_unclear(record)
-                if found is not None:
-                    return {"id": found, "_found_after_unclear": True}
-                time.sleep(UNCLEAR_BACKOFF_SECONDS[min(attempt, len(UNCLEAR_BACKOFF_SECONDS)) - 1])
-        raise AssertionError("unreachable")
+        def find() -> Optional[dict[str, Any]]:
+            found = self._find_after_unclear(record)
+            return {"id": found, "_found_after_unclear": True} if found is not None else None
+
+        return create_once(lambda: self.client.create(self.model, body, parent_id=record.parent_id), find,
+                           f"{self.collection.name} {record.external_id}")
 
     def _find_after_unclear(self, record: MappedRecord) -> Optional[str]:
         """A live look-up (never the prefetched list, which predates the create) by link, then match value."""

@@ -17,15 +17,13 @@ from bc_pipeline.clients.business_central import BusinessCentralClient
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.find_before_create import create_once
 from bc_pipeline.mapping.collection import Child, MappingCollection
 from bc_pipeline.mapping.engine import filter_mask, map_rules
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
 
-# A create whose outcome was unclear is looked up in BC, then sent again at most this many times in all.
-CREATE_ATTEMPTS = 3
-UNCLEAR_BACKOFF_SECONDS = (1.0, 4.0)
 LINE_NO_STEP = 10_000
 
 
@@ -222,19 +220,7 @@ class BcWriter:
             raise
 
     def _create_once(self, service: str, body: dict[str, Any], find) -> dict[str, Any]:
-        """POST, and after an unclear outcome (lost answer, 5xx, 429) look the record up before sending again."""
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            try:
-                return self.bc.create(service, body)
-            except (ServiceError, PipelineError) as exc:
-                if not outcome_unclear(exc) or attempt == CREATE_ATTEMPTS:
-                    raise
-                log.warning("%s: the create's outcome is unclear (%s); looking it up before sending again", service, exc)
-                found = find()
-                if found is not None:
-                    return found
-                time.sleep(UNCLEAR_BACKOFF_SECONDS[min(attempt, len(UNCLEAR_BACKOFF_SECONDS)) - 1])
-        raise AssertionError("unreachable")
+        return create_once(lambda: self.bc.create(service, body), find, service)
 
     def _create(self, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> str:
         c = self.collection
