@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -16,7 +16,7 @@ from bc_pipeline.replay import remap_dead_letters
 from bc_pipeline.state import records as state
 from bc_pipeline.state.staging import MissingExtract, StagedExtract, StagingArea
 
-__all__ = ["MissingExtract", "TransformResult", "transform", "read_payloads"]
+__all__ = ["MissingExtract", "TransformResult", "transform", "read_payloads", "payloads_of"]
 
 PAYLOAD_CHUNK = 5_000
 
@@ -39,17 +39,17 @@ def _frame(extract: StagedExtract) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _extract_for(staging: StagingArea, entity: str, run_id: str) -> StagedExtract:
-    """Exactly this run's extract: never another run's, whatever is newer or older (MissingExtract names it)."""
-    return staging.require_extract(entity, run_id)
-
-
 def transform(collection: MappingCollection, staging: StagingArea, engine: Engine, run_id: str,
-              bc: Optional[BusinessCentralClient] = None) -> TransformResult:
-    """Map this run's extract; with `bc`, also the dead letters' records, re-read as BC holds them now."""
+              bc: Optional[BusinessCentralClient] = None, lineage: Sequence[str] = ()) -> TransformResult:
+    """Map this run's extract; with `bc`, also the dead letters' records, re-read as BC holds them now.
+
+    `lineage` are the runs a re-execution re-executes, nearest first: an extract that was not re-executed is the
+    one its parent run staged. Never another run's, whatever is newer or older (MissingExtract names it)."""
     started = time.monotonic()
-    frame = _frame(_extract_for(staging, collection.source, run_id))
-    child_frames = {c.source: _frame(_extract_for(staging, c.source, run_id)) for c in collection.children}
+    runs = [run_id, *[r for r in lineage if r != run_id]]
+    extracts = {entity: staging.require_extract(entity, runs) for entity in collection.source_entities}
+    frame = _frame(extracts[collection.source])
+    child_frames = {c.source: _frame(extracts[c.source]) for c in collection.children}
     cache: dict[str, dict[str, str]] = {}
 
     def links(table: str) -> dict[str, str]:
@@ -64,7 +64,7 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
     for start in range(0, len(records), PAYLOAD_CHUNK):
         writer.write_page([r.__dict__ for r in records[start : start + PAYLOAD_CHUNK]])
     writer.finish(collection=collection.name, run_id=run_id,
-                  extracts={entity: run_id for entity in collection.source_entities})
+                  extracts={entity: staged.run_id for entity, staged in extracts.items()})
     staging.prune_payloads(collection.slug)
     unmapped = sum(1 for r in records if r.error)
     return TransformResult(
@@ -78,10 +78,17 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
     )
 
 
-def read_payloads(staging: StagingArea, collection: MappingCollection, run_id: str) -> list[MappedRecord]:
-    """Exactly the payloads this run's transform wrote, or MissingExtract naming them."""
-    staged = staging.require_payloads(collection.slug, run_id)
+def read_payloads(staging: StagingArea, collection: MappingCollection, run_id: str,
+                  lineage: Sequence[str] = ()) -> list[MappedRecord]:
+    """Exactly the payloads this run's transform wrote (or, re-executed, its parent run's), or MissingExtract."""
+    return payloads_of(staging, collection, run_id, lineage)[1]
+
+
+def payloads_of(staging: StagingArea, collection: MappingCollection, run_id: str,
+                lineage: Sequence[str] = ()) -> tuple[StagedExtract, list[MappedRecord]]:
+    """The staged payloads a load delivers (where they are, and what they map from), and the records."""
+    staged = staging.require_payloads(collection.slug, [run_id, *[r for r in lineage if r != run_id]])
     records: list[MappedRecord] = []
     for page in staged.pages():
         records.extend(MappedRecord(**item) for item in page)
-    return records
+    return staged, records

@@ -7,13 +7,14 @@ import dagster as dg
 from bc_pipeline.catalog import BY_NAME
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.extract import extract_asset_key, materialization_to_check
+from bc_pipeline.defs.lineage import run_lineage
 from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.defs.run_report import build_run_report
 from bc_pipeline.loading import Loader
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import parents_of, to_ipaas_collections
 from bc_pipeline.state import watermarks
-from bc_pipeline.transform import MissingExtract, read_payloads, transform
+from bc_pipeline.transform import MissingExtract, payloads_of, transform
 
 GROUP = "to_ipaas"
 
@@ -58,7 +59,8 @@ def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
     def _transform(context: dg.AssetExecutionContext, subscription: SubscriptionResource) -> dg.MaterializeResult:
         bc = subscription.business_central(TrafficCounter())
         try:
-            result = transform(collection, subscription.staging(), subscription.state_engine(), context.run.run_id, bc)
+            result = transform(collection, subscription.staging(), subscription.state_engine(), context.run.run_id, bc,
+                               lineage=run_lineage(context))
         except MissingExtract as missing:
             raise missing_in_run(context, [extract_asset_key(BY_NAME[s]) for s in collection.source_entities], missing,
                                  f"mapped/{collection.slug} maps only the extract of its own run") from missing
@@ -98,8 +100,9 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
               ipaas: IpaasResource) -> dg.MaterializeResult:
         counter = TrafficCounter()
         staging = subscription.staging()
+        lineage = run_lineage(context)
         try:  # before any request: nothing of this run's → nothing sent, no watermark moved
-            records = read_payloads(staging, collection, context.run.run_id)
+            staged, records = payloads_of(staging, collection, context.run.run_id, lineage)
         except MissingExtract as missing:
             raise missing_in_run(context, [transform_key(collection)], missing,
                                  f"ipaas/{collection.slug} loads only the payloads of its own run") from missing
@@ -109,11 +112,13 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
             report = Loader(client, engine, collection).load(records, run_id=context.run.run_id)
         finally:
             client.close()
-        # A watermark moves only with the data it describes: this run's extract, mapped by this run, just delivered.
-        mapped_from = staging.payloads(collection.slug, context.run.run_id).manifest().get("extracts") or {}
+        # A watermark moves only with the data it describes: this run's extract (or the one of the run it
+        # re-executes), mapped in this lineage, just delivered; commit_for_consumer also checks that it is still
+        # the extract the watermark was proposed by.
+        mapped_from = staged.manifest().get("extracts") or {}
         for entity in collection.source_entities:
-            if mapped_from.get(entity) == context.run.run_id:
-                watermarks.commit_for_consumer(engine, entity, collection.slug, context.run.run_id)
+            if mapped_from.get(entity) in lineage:
+                watermarks.commit_for_consumer(engine, entity, collection.slug, mapped_from[entity])
         if config.inbox_batch:
             from bc_pipeline.sync_requests import finish_to_ipaas_batch
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
@@ -75,6 +75,11 @@ class StagedExtract:
     @property
     def directory(self) -> str:
         return self.path
+
+    @property
+    def run_id(self) -> str:
+        """The run that staged it."""
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def location(self) -> str:
@@ -175,15 +180,19 @@ class StagingArea:
     def extract(self, entity: str, run_id: str) -> StagedExtract:
         return StagedExtract(self, f"{self.entity_dir(entity)}/{run_id}")
 
-    def require_extract(self, entity: str, run_id: str) -> StagedExtract:
-        """This run's complete extract of `entity`, or an error naming what is missing and where."""
-        staged = self.extract(entity, run_id)
-        if not staged.complete:
-            raise MissingExtract(
-                f"no complete extract of {entity} for run {run_id} at {staged.location}: a transform reads only "
-                f"its own run's extract, so run bc/{entity} in the same run (another run's data is never used)"
-            )
-        return staged
+    def require_extract(self, entity: str, run_id: str | Sequence[str]) -> StagedExtract:
+        """The complete extract of `entity` made by this run (or, for a re-execution, by the run it re-executes),
+        or an error naming what is missing and where."""
+        runs = [run_id] if isinstance(run_id, str) else list(run_id)
+        for run in runs:
+            staged = self.extract(entity, run)
+            if staged.complete:
+                return staged
+        raise MissingExtract(
+            f"no complete extract of {entity} for run {_runs(runs)} at {self.extract(entity, runs[0]).location}: a "
+            f"transform reads only its own run's extract, so run bc/{entity} in the same run (another run's data is "
+            f"never used){_AGAIN if len(runs) > 1 else ''}"
+        )
 
     def payload_writer(self, slug: str, run_id: str) -> StagingWriter:
         return StagingWriter(self, f"{self.payloads_dir(slug)}/{run_id}")
@@ -191,14 +200,18 @@ class StagingArea:
     def payloads(self, slug: str, run_id: str) -> StagedExtract:
         return StagedExtract(self, f"{self.payloads_dir(slug)}/{run_id}")
 
-    def require_payloads(self, slug: str, run_id: str) -> StagedExtract:
-        staged = self.payloads(slug, run_id)
-        if not staged.complete:
-            raise MissingExtract(
-                f"no payloads of {slug} for run {run_id} at {staged.location}: a load reads only its own run's "
-                f"payloads, so run mapped/{slug} (and its extracts) in the same run"
-            )
-        return staged
+    def require_payloads(self, slug: str, run_id: str | Sequence[str]) -> StagedExtract:
+        """The complete payloads of `slug` mapped by this run (or by the run it re-executes), or an error."""
+        runs = [run_id] if isinstance(run_id, str) else list(run_id)
+        for run in runs:
+            staged = self.payloads(slug, run)
+            if staged.complete:
+                return staged
+        raise MissingExtract(
+            f"no payloads of {slug} for run {_runs(runs)} at {self.payloads(slug, runs[0]).location}: a load reads "
+            f"only its own run's payloads, so run mapped/{slug} (and its extracts) in the same run"
+            f"{_AGAIN if len(runs) > 1 else ''}"
+        )
 
     def runs(self, entity: str) -> list[str]:
         """Run ids with a complete extract of `entity` (inspection only: steps read their own run's)."""
@@ -251,6 +264,16 @@ class StagingArea:
             self.fs.rm(path, recursive=True)
         except FileNotFoundError:
             pass
+
+
+_AGAIN = ": re-execute all its steps, not only the failed ones (the staged data it would reuse is gone)"
+
+
+def _runs(runs: Sequence[str]) -> str:
+    """A run id, or a re-execution's run id and the runs it re-executes."""
+    if len(runs) == 1:
+        return runs[0]
+    return f"{runs[0]} (a re-execution of {', '.join(runs[1:])})"
 
 
 def _now() -> dt.datetime:
