@@ -1,4 +1,4 @@
-"""Staging on Azure Blob Storage (Azurite): real Dagster runs, steps of one run on two machines, no fallbacks."""
+"""Staging on Azure Blob Storage (Azurite), state and throttle on PostgreSQL: real Dagster runs, steps of one run on two machines, no fallbacks."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from sqlalchemy import func, select
 
 from bc_pipeline.runner import run_job
 from bc_pipeline.settings import load_settings
 from bc_pipeline.state import watermarks
 from bc_pipeline.state.database import engine_for
 from bc_pipeline.state.staging import StagingArea
+from bc_pipeline.state.tables import throttle_sends
+from bc_pipeline_tests.dagster_storage import fresh_database
 from bc_pipeline_tests.staging.conftest import ACCOUNT_KEY
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +42,14 @@ class Machine:
 
 
 @pytest.fixture
-def machines(world, azure_staging, tmp_path, monkeypatch, instance):
-    monkeypatch.setenv("BC_PIPELINE_STATE_URL", f"sqlite:///{tmp_path / 'shared-state.sqlite'}")
-    with dg.instance_for_test() as other:
-        yield Machine(tmp_path / "machine-a", instance, monkeypatch), Machine(tmp_path / "machine-b", other, monkeypatch)
+def machines(world, azure_staging, tmp_path, monkeypatch, instance, postgres_server_url):
+    """Two machines that share only the blob store (Azurite) and the PostgreSQL state database, which also holds
+    the one throttle they both send through."""
+    with fresh_database(postgres_server_url) as state_url:
+        monkeypatch.setenv("BC_PIPELINE_STATE_URL", state_url)
+        with dg.instance_for_test() as other:
+            yield Machine(tmp_path / "machine-a", instance, monkeypatch), Machine(tmp_path / "machine-b", other,
+                                                                                  monkeypatch)
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:
@@ -80,14 +87,35 @@ def test_a_sync_with_staging_on_azure_blob_lands_every_record(world, instance, a
         assert ACCOUNT_KEY not in (entry.user_message or "")
 
 
+def _throttled_sends() -> dict[str, int]:
+    """Requests each shared throttle window (BC's, iPaaS.com's) counted, as the state database holds them."""
+    with _engine().connect() as conn:
+        rows = conn.execute(select(throttle_sends.c.window_key, func.count()).group_by(throttle_sends.c.window_key))
+        return {key: count for key, count in rows}
+
+
 def test_a_run_extracted_on_one_machine_is_loaded_on_another(world, machines):
     a, b = machines
+    assert _engine().dialect.name == "postgresql"
     run_id = str(uuid.uuid4())
+    since = world.handle.last_seq()
     extracted = a.run([EXTRACT], run_id)
     assert extracted.success, _failure(extracted)
+    middle = world.handle.last_seq()
+    after_extract = _throttled_sends()
     loaded = b.run([TRANSFORM, LOAD], run_id)
     assert loaded.success, _failure(loaded)
+    after_load = _throttled_sends()
+    # Both machines sent through the one throttle in the state database: each request is counted there, in its
+    # service's window, whichever machine sent it.
+    def sent(start: int, end: int | None, target: str) -> int:
+        return sum(1 for e in world.handle.requests(start) if e["target"] == target and (end is None or e["seq"] <= end))
 
+    bc_extract, ipaas_load = sent(since, middle, "bc"), sent(middle, None, "ipaas")
+    assert bc_extract > 0 and ipaas_load > 0
+    assert sum(after_extract.values()) == bc_extract, (after_extract, bc_extract)
+    assert sum(after_load.values()) - sum(after_extract.values()) == ipaas_load + sent(middle, None, "bc")
+    assert len(after_load) == 2, after_load  # BC's window and iPaaS.com's
     items = world.handle.records("ItemCard")
     products = _products(world)
     assert set(products) == {i["No"] for i in items}
