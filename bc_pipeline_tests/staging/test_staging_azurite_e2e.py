@@ -1,4 +1,5 @@
-"""Staging on Azure Blob Storage (Azurite), state and throttle on PostgreSQL: real Dagster runs, steps of one run on two machines, no fallbacks."""
+"""Staging on Azure Blob Storage (Azurite), state and throttle on PostgreSQL: real Dagster runs, the steps of one
+run on two machines, no fallbacks."""
 
 from __future__ import annotations
 
