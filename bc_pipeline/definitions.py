@@ -20,6 +20,25 @@ EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 CELERY_BROKER_VARIABLE = "BC_PIPELINE_CELERY_BROKER_URL"
 
 
+@dg.executor(
+    name=dg.multi_or_in_process_executor.name,
+    config_schema=dg.multi_or_in_process_executor.config_schema,
+    requirements=dg.multi_or_in_process_executor.get_requirements,
+)
+def steps_side_by_side(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """Dagster's default executor (a process per step, or `in_process: {}`), with CONCURRENT_CONNECTIONS steps at
+    once unless the run says `max_concurrent`: Dagster's own default is the CPU count (2 here), which would leave
+    3 of BC's 5 connections unused whenever a run is launched from the UI, a schedule or a sensor."""
+    config = dict(init_context.executor_config)
+    multiprocess = config.get("multiprocess")
+    if isinstance(multiprocess, dict) and not multiprocess.get("max_concurrent"):
+        from bc_pipeline.runner import default_max_concurrent
+
+        config["multiprocess"] = {**multiprocess, "max_concurrent": default_max_concurrent()}
+    creation = dg.multi_or_in_process_executor.executor_creation_fn
+    return creation(init_context._replace(executor_config=config))
+
+
 def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
     """The code location's executor, named by BC_PIPELINE_EXECUTOR (default multiprocess); every job uses it.
 
@@ -33,8 +52,7 @@ def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
     if name == "in_process":
         return dg.in_process_executor
     if name == "multiprocess":
-        # Dagster's default: a process per step, unless a run's config says `execution: config: in_process: {}`.
-        return dg.multi_or_in_process_executor
+        return steps_side_by_side
     if name == "celery":
         from dagster_celery import celery_executor
 

@@ -82,3 +82,25 @@ def test_a_page_extensions_systemmodifiedat_drives_incremental_reads(tmp_path, m
         assert "SystemModifiedAt ge " in second.extracts["customers"]["filter"]
         staged = [r["No"] for r in _staged("customers", second.run_id).records()]
         assert customer in staged and len(staged) < len(sandbox.records("CustomerCard"))
+
+
+def test_a_run_launched_without_run_config_reads_services_side_by_side(world, instance):
+    """As from the UI, a schedule or a sensor: no `max_concurrent` in the run config, yet the steps use BC's
+    connections (CONCURRENT_CONNECTIONS), not only as many as the machine has CPUs (Dagster's default)."""
+    import dagster as dg
+
+    from bc_pipeline.runner import reconstructable_job, selection_for
+
+    services = ["customer_price_groups", "shipping_agents", "locations"]  # a page or two each
+    since = world.handle.last_seq()
+    world.handle.set_faults({"kind": "delay", "seconds": 6.0, "count": len(services), "target": "bc"})
+    try:
+        with dg.execute_job(reconstructable_job("extract_business_central"), instance=instance,
+                            asset_selection=selection_for("extract_business_central", services),
+                            raise_on_error=False) as result:
+            assert result.success
+    finally:
+        world.handle.clear_faults()
+    bc = [e for e in world.handle.requests(since) if e["target"] == "bc" and e["duration_ms"] is not None]
+    overlapping = [sum(1 for o in bc if o["time"] <= e["time"] < o["time"] + o["duration_ms"] / 1000) for e in bc]
+    assert 3 <= max(overlapping) <= load_settings().concurrent_connections
