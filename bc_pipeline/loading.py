@@ -51,6 +51,7 @@ class LoadReport:
     failed: int = 0
     retried_dead_letters: int = 0  # records that had failed before and were mapped again from their source
     requests: int = 0
+    requests_by_kind: dict[str, int] = field(default_factory=dict)  # lookups, creates, updates, links
     seconds: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # external id → the service's error
@@ -116,7 +117,7 @@ class Loader:
 
     def _load(self, records: list[MappedRecord]) -> LoadReport:
         started = time.monotonic()
-        requests_before = self.client.counter.requests
+        requests_before, kinds_before = self.client.counter.requests, dict(self.client.counter.kinds)
         report = LoadReport(collection=self.collection.name)
         # Read after taking the lease: what a run before this one delivered is known here.
         links = state.links(self.engine, self.table)
@@ -137,8 +138,10 @@ class Loader:
             work.append((record, digest))
 
         uncached = sum(1 for r, _ in work if r.external_id not in links and r.error is None)
-        if uncached > PREFETCH_THRESHOLD:
-            self._prefetch() if self.collection.parent is None else self._prefetch_children()
+        if self.collection.parent is None:
+            self._plan_reads([r for r, _ in work if r.error is None], links)
+        elif uncached > PREFETCH_THRESHOLD:
+            self._prefetch_children()
 
         # Records that share a match value (two BC customers with one e-mail) go after the others, one
         # at a time: the first creates, the rest then match it instead of creating a duplicate.
@@ -155,8 +158,26 @@ class Loader:
 
         self._count(outcomes, report)
         report.requests = self.client.counter.requests - requests_before
+        report.requests_by_kind = self.client.counter.kinds_since(kinds_before)
         report.seconds = time.monotonic() - started
         return report
+
+    def _plan_reads(self, records: list[MappedRecord], links: dict[str, str]) -> None:
+        """List the model once (a request per 1,000) when that costs fewer requests than reading record by
+        record: a record not linked yet is looked up by its link and its match value, a linked one is read before
+        its update (a PUT replaces the whole record). An empty model is known from one count: nothing to find."""
+        per_record = sum(1 if r.external_id in links else 1 + bool(self.collection.match_on and r.match_value)
+                         for r in records)
+        if per_record > PREFETCH_THRESHOLD:
+            self._prefetch()
+            return
+        if per_record < 3:  # a count and a listing would cost as much
+            return
+        total = self.client.count(self.model)
+        if total == 0:
+            self._prefetched = _Prefetched([], self.client.system_id, self.collection.match_on)
+        elif total is not None and -(-total // PREFETCH_PAGE_SIZE) < per_record - 1:
+            self._prefetch()
 
     def _match_value(self, payload: dict[str, Any]) -> Optional[str]:
         value = payload.get(self.collection.match_on) if self.collection.match_on else None
@@ -262,7 +283,8 @@ class Loader:
             return {**outcome, "link": True}
         # The link travels in the create (the documented request shape); a separate UpdateExternalId
         # only when the answer shows it was not made.
-        body = {**record.payload, "external_ids": [{"system_id": self.client.system_id, "external_id": record.external_id}]}
+        body = {**self._with_child_links(record),
+                "external_ids": [{"system_id": self.client.system_id, "external_id": record.external_id}]}
         created = self._create_once(record, body)
         if created.get("_found_after_unclear"):
             current = self._current(str(created["id"]), record.parent_id, live=True) or created
@@ -353,7 +375,7 @@ class Loader:
                 relink: bool = False) -> dict[str, Any]:
         # A PUT replaces the whole record: keep what the mapping does not own.
         merged = {k: v for k, v in current.items() if k not in READ_ONLY_FIELDS}
-        merged.update(self._with_child_ids(record))
+        merged.update(self._with_child_ids(record, current))
         merged["custom_fields"] = _merge_custom_fields(current.get("custom_fields"), record.payload.get("custom_fields"))
         answer = self.client.replace(self.model, internal_id, merged, parent_id=record.parent_id)
         mine = [e for e in answer.get("external_ids") or []
@@ -364,34 +386,81 @@ class Loader:
             self.client.link(self.table, record.external_id, internal_id)
         return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer)}
 
-    def _with_child_ids(self, record: MappedRecord) -> dict[str, Any]:
-        """Children sent with the ids they already have, so an update keeps them (and their links)."""
+    def _with_child_links(self, record: MappedRecord) -> dict[str, Any]:
+        """The payload for a create: each child identified by a field carries its link in the documented
+        `external_ids` shape (iPaaS.com may make it; nothing relies on it, see identified_by)."""
+        payload = dict(record.payload)
+        for child in self.collection.children:
+            if child.identified_by is None or not child.table:
+                continue
+            external_ids = record.children.get(child.table, [])
+            payload[child.name] = [
+                {**item, "external_ids": [{"system_id": self.client.system_id, "external_id": e}]}
+                for item, e in zip(payload.get(child.name) or [], external_ids)
+            ] + (payload.get(child.name) or [])[len(external_ids):]
+        return payload
+
+    def _with_child_ids(self, record: MappedRecord, current: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """Children sent with the ids they already have, so an update keeps them (and their links): by the
+        links known here, else, for children identified by a field, by that field in the current record."""
         payload = dict(record.payload)
         for child in self.collection.children:
             known = self._child_links.get(child.table or "", {})
+            present = _ids_by_identity(child.identified_by, (current or {}).get(child.name))
             external_ids = record.children.get(child.table or "", [])
             items = payload.get(child.name) or []
-            payload[child.name] = [
-                {**item, "id": int(known[e]) if known.get(e, "").isdigit() else known[e]} if e in known else item
-                for item, e in zip(items, external_ids)
-            ] + items[len(external_ids):]
+            sent = []
+            for item, e in zip(items, external_ids):
+                existing = known.get(e)
+                if existing is None and child.identified_by is not None:
+                    existing = present.get(_identity(item.get(child.identified_by)))
+                sent.append({**item, "id": int(existing) if str(existing).isdigit() else existing}
+                            if existing is not None else item)
+            payload[child.name] = sent + items[len(external_ids):]
         return payload
 
     def _link_children(self, record: MappedRecord, answer: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
-        """Children (e.g. transaction lines) come back with ids in the order sent: link each one."""
+        """Children (e.g. transaction lines) come back with their ids: link each one here, and in iPaaS.com
+        only those not identified by a field of theirs (nor linked by the create already)."""
         result: dict[str, list[tuple[str, str]]] = {}
         for child in self.collection.children:
             if not child.table:
                 continue
-            returned = answer.get(child.name) or []
+            returned = [c for c in answer.get(child.name) or [] if isinstance(c, dict) and c.get("id")]
             external_ids = record.children.get(child.table, [])
-            pairs = [(e, str(c["id"])) for e, c in zip(external_ids, returned) if isinstance(c, dict) and c.get("id")]
+            if child.identified_by is not None:
+                ours = {_identity(item.get(child.identified_by)): e
+                        for item, e in zip(record.payload.get(child.name) or [], external_ids)}
+                pairs = [(ours[_identity(c.get(child.identified_by))], str(c["id"])) for c in returned
+                         if _identity(c.get(child.identified_by)) in ours]
+                result[child.table] = pairs
+                continue
+            pairs = [(e, str(c["id"])) for e, c in zip(external_ids, returned)]
             known = self._child_links.get(child.table, {})
             for external_id, internal_id in pairs:
                 if known.get(external_id) != internal_id:
                     self.client.link(child.table, external_id, internal_id)
             result[child.table] = pairs
         return result
+
+
+def _identity(value: Any) -> Optional[str]:
+    """A child's identifying value, compared as text (iPaaS.com may answer 10000 for "10000")."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _ids_by_identity(field_name: Optional[str], children: Any) -> dict[Optional[str], Any]:
+    if field_name is None or not isinstance(children, list):
+        return {}
+    found: dict[Optional[str], Any] = {}
+    for c in children:
+        if isinstance(c, dict) and c.get("id") is not None and _identity(c.get(field_name)) is not None:
+            found.setdefault(_identity(c.get(field_name)), c["id"])
+    return found
 
 
 def _merge_custom_fields(current: Any, ours: Any) -> Any:

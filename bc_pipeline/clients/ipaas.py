@@ -80,11 +80,14 @@ class IpaasClient:
     def _url(self, domain: str, path: str) -> str:
         return f"{self.settings.ipaas_api_url}/{domain}/v2/{path}"
 
-    def _send(self, method: str, url: str, *, ok_404: bool = False, **kwargs: Any) -> Optional[requests.Response]:
+    def _send(self, method: str, url: str, *, ok_404: bool = False, kind: str = "lookups",
+              **kwargs: Any) -> Optional[requests.Response]:
+        """One request (its retries included); `kind` is what it is for, counted apart: lookups (every read),
+        creates, updates, links."""
         if "json" in kwargs:
             kwargs["data"] = orjson.dumps(kwargs.pop("json"))
             kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
-        response = self.transport.send(method, url, headers_factory=self._headers, **kwargs)
+        response = self.transport.send(method, url, headers_factory=self._headers, kind=kind, **kwargs)
         if ok_404 and response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -107,7 +110,8 @@ class IpaasClient:
     def create(self, model: str, record: Mapping[str, Any], *, parent_id: Any = None) -> dict[str, Any]:
         """POST a new record, never re-sent once it may have arrived: see errors.outcome_unclear."""
         domain, create, _, _ = self._endpoint(model)
-        return self._send("POST", self._url(domain, self._path(create, parent_id=parent_id)), json=dict(record)).json()
+        return self._send("POST", self._url(domain, self._path(create, parent_id=parent_id)), json=dict(record),
+                          kind="creates").json()
 
     def get(self, model: str, record_id: Any, *, parent_id: Any = None) -> Optional[dict[str, Any]]:
         domain, _, item, _ = self._endpoint(model)
@@ -117,7 +121,8 @@ class IpaasClient:
     def replace(self, model: str, record_id: Any, record: Mapping[str, Any], *, parent_id: Any = None) -> dict[str, Any]:
         """PUT replaces the whole record: callers send complete records (merged with the current one)."""
         domain, _, item, _ = self._endpoint(model)
-        response = self._send("PUT", self._url(domain, self._path(item, record_id, parent_id)), json=dict(record))
+        response = self._send("PUT", self._url(domain, self._path(item, record_id, parent_id)), json=dict(record),
+                              kind="updates")
         return response.json() if response.content else dict(record)
 
     def iter_pages(
@@ -138,6 +143,17 @@ class IpaasClient:
             if not records or page >= int(paging.get("total_Pages") or page):
                 return
             page += 1
+
+    def count(self, model: str) -> Optional[int]:
+        """How many records the model holds (one request: a page of one, and its X-Pagination total_Count);
+        None when the answer does not say."""
+        domain, _, _, listing = self._endpoint(model)
+        response = self._send("GET", self._url(domain, listing), params={"pageNumber": 1, "pageSize": 1})
+        total = _pagination(response).get("total_Count")
+        try:
+            return int(total)
+        except (TypeError, ValueError):
+            return None
 
     # -- external ids ------------------------------------------------------------------------
 
@@ -174,7 +190,8 @@ class IpaasClient:
     def link(self, table: str, external_id: str, internal_id: Any) -> None:
         body = {"table_name": table, "system_id": self.system_id, "external_id": external_id, "internal_id": str(internal_id)}
         # Sets the link to this value: sending it twice leaves the same link.
-        self._send("POST", self._url(_domain_for(table), "External/UpdateExternalId"), json=body, idempotent=True)
+        self._send("POST", self._url(_domain_for(table), "External/UpdateExternalId"), json=body, idempotent=True,
+                   kind="links")
 
     def close(self) -> None:
         self.session.close()

@@ -46,14 +46,22 @@ class TrafficCounter:
     bytes_received: int = 0
     retries: int = 0
     throttled: int = 0  # 429 answers received
+    kinds: dict[str, int] = field(default_factory=dict)  # requests by what they were for: lookups, creates, …
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, response: requests.Response) -> None:
+    def count(self, response: requests.Response, kind: Optional[str] = None) -> None:
         with self._lock:
             self.requests += 1
             self.bytes_received += len(response.content or b"")
             if response.status_code == 429:
                 self.throttled += 1
+            if kind is not None:
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def kinds_since(self, before: dict[str, int]) -> dict[str, int]:
+        """Requests by kind sent since `before` (an earlier copy of `kinds`)."""
+        with self._lock:
+            return {k: n - before.get(k, 0) for k, n in self.kinds.items() if n - before.get(k, 0)}
 
     def retried(self) -> None:
         with self._lock:
@@ -161,6 +169,7 @@ class ThrottledTransport:
         on_unauthorized: Optional[Callable[[], bool]] = None,
         stream: bool = False,
         idempotent: Optional[bool] = None,
+        kind: Optional[str] = None,
         **kwargs: Any,
     ) -> requests.Response:
         """The service's answer, after retries; error statuses are returned for the caller to type.
@@ -179,7 +188,7 @@ class ThrottledTransport:
             except CONNECTION_FAILURES as exc:
                 retry = self._after_failure(retry, method, url, exc, resend)
                 continue
-            self.counter.count(response)
+            self.counter.count(response, kind)
 
             # A 401 is refused before any work is done: re-sending it with a new token is safe for every request.
             if response.status_code == 401 and on_unauthorized is not None and not refreshed_token:

@@ -137,6 +137,8 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
                 "failed": dg.MetadataValue.int(report.failed),
                 "retried_dead_letters": dg.MetadataValue.int(report.retried_dead_letters),
                 "requests": dg.MetadataValue.int(report.requests),
+                **{f"requests_{kind}": dg.MetadataValue.int(report.requests_by_kind.get(kind, 0))
+                   for kind in ("lookups", "creates", "updates", "links")},
                 "throttled_429": dg.MetadataValue.int(counter.throttled),
                 "seconds": dg.MetadataValue.float(round(report.seconds, 3)),
                 "failed_keys": dg.MetadataValue.text(", ".join(report.failed_keys)),

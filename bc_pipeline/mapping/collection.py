@@ -166,9 +166,19 @@ class Child(_Strict):
     parent_key: str
     child_key: str
     external_id: str
+    # A field of the child that, with its parent's link, identifies it (a line's sequence_number): such children
+    # are not linked by a request each; their links travel in the parent's create where iPaaS.com takes them.
+    identified_by: Optional[str] = None
     filter: list[FilterRule] = Field(default_factory=list)
     fields: dict[str, FieldRule]
     custom_fields: list[CustomFieldRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _identity_is_mapped(self) -> "Child":
+        if self.identified_by is not None and self.identified_by not in self.fields:
+            raise ValueError(f"identified_by: {self.identified_by!r} is not one of the child's fields "
+                             f"({', '.join(self.fields)})")
+        return self
 
 
 class Parent(_Strict):

@@ -64,8 +64,16 @@ def test_the_initial_load_puts_every_bc_record_into_ipaas_linked_by_external_id(
     some_order = next(iter(released))
     bc_lines = [ln for ln in lines if ln["Document_No"] == some_order and ln["Type"] != "_blank_"]
     assert [ln["sku"] for ln in transactions[some_order]["lines"]] == [ln["No"] for ln in bc_lines]
-    line_links = _links(world, "Transaction Line")
-    assert f"{some_order}|{bc_lines[0]['Line_No']}" in line_links
+    # A line is its transaction's line with BC's Line_No as sequence number: no link request of its own, and the
+    # pipeline knows each line's iPaaS id from the create's answer.
+    assert [ln["sequence_number"] for ln in transactions[some_order]["lines"]] == [ln["Line_No"] for ln in bc_lines]
+    line_links = state.links(engine_for(load_settings().state_database_url), "Transaction Line")
+    assert {e: line_links[e] for e in line_links if e.startswith(f"{some_order}|")} == {
+        f"{some_order}|{bc['Line_No']}": str(line["id"]) for bc, line in zip(bc_lines, transactions[some_order]["lines"])}
+    orders = outcome.loads["sales_order_to_ipaas"]
+    assert orders["requests_links"] == 0  # the transaction's link travels in its create, the lines need none
+    assert orders["requests_creates"] == orders["created"] == len(released)
+    assert orders["requests"] <= 1.5 * orders["created"]
     tracked = [o for o in released.values() if o["Package_Tracking_No"]]
     assert tracked
     assert any(t["tracking_number"] == tracked[0]["Package_Tracking_No"]
