@@ -125,12 +125,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """`dagster dev` with the project's DAGSTER_HOME, against the sandbox when no credentials are set."""
-    import subprocess
+    from bc_pipeline import dev
 
-    ensure_dagster_home()
+    try:
+        dev.check_port(args.port)  # before a sandbox starts: a busy port fails in a second, not never
+    except dev.PortBusy as busy:
+        print(f"bc-pipeline dev: {busy}", file=sys.stderr)
+        return 1
+    home = ensure_dagster_home()
     with services(args.scale):
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_DIR / "workspace.yaml"), "-p", str(args.port)]
-        return subprocess.call(command, cwd=PROJECT_DIR)
+        return dev.run(args.port, PROJECT_DIR / "workspace.yaml", home)
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
