@@ -23,7 +23,8 @@ $(NPM_STAMP): package.json package-lock.json
 
 setup: $(STAMP) $(NPM_STAMP)
 
-## The main job: extract every Business Central web service (the sandbox when no credentials are set).
+## The main job, sync_to_ipaas: extract every Business Central web service, map it and load it into iPaaS.com
+## (the sandbox when no credentials are set).
 run: setup
 	$(VENV)/bin/bc-pipeline run
 

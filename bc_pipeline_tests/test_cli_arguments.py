@@ -108,3 +108,15 @@ def test_the_sandbox_prints_throttle_exports_that_match_its_limits(tmp_path):
     settings = load_settings(exports, from_environment=False)  # what a run in a shell with these exports uses
     assert (settings.ipaas_throttle_limit, settings.ipaas_throttle_seconds) == (12000, 60)
     assert (settings.bc_throttle_limit, settings.bc_throttle_seconds, settings.concurrent_connections) == (6000, 300, 5)
+
+
+def test_the_readme_and_the_makefile_say_make_run_extracts_and_loads():
+    from bc_pipeline.settings import PROJECT_DIR
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    make_run = next(line for line in readme.splitlines() if line.startswith("make run"))
+    assert "extracts" in make_run and "loads it into iPaaS.com" in make_run
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    run_target = makefile[makefile.rindex("##", 0, makefile.index("\nrun:")):makefile.index("\nrun:")]
+    assert "extract" in run_target and "load it into iPaaS.com" in run_target
+    assert "bc-pipeline run\n" in makefile  # the default job: sync_to_ipaas, which loads
