@@ -117,6 +117,6 @@ def test_the_readme_and_the_makefile_say_make_run_extracts_and_loads():
     make_run = next(line for line in readme.splitlines() if line.startswith("make run"))
     assert "extracts" in make_run and "loads it into iPaaS.com" in make_run
     makefile = (PROJECT_DIR / "Makefile").read_text()
-    run_target = makefile[makefile.rindex("##", 0, makefile.index("\nrun:")):makefile.index("\nrun:")]
+    run_target = makefile[makefile.rindex("\n\n", 0, makefile.index("\nrun:")):makefile.index("\nrun:")]
     assert "extract" in run_target and "load it into iPaaS.com" in run_target
     assert "bc-pipeline run\n" in makefile  # the default job: sync_to_ipaas, which loads
