@@ -23,15 +23,16 @@ $(NPM_STAMP): package.json package-lock.json
 
 setup: $(STAMP) $(NPM_STAMP)
 
-## The main job: extract every Business Central web service (the sandbox when no credentials are set).
+## The main job, sync_to_ipaas: extract every Business Central web service, map it and load it into iPaaS.com
+## (the sandbox when no credentials are set).
 run: setup
 	$(VENV)/bin/bc-pipeline run
 
-## The tests, end-to-end included, against the HTTPS sandbox; the state database on SQLite and PostgreSQL.
+## The tests, end-to-end included, against the HTTPS sandbox; the state database on SQLite and PostgreSQL (a
+## throwaway cluster of this run's own: a new folder and a free port unless BC_PIPELINE_PG_DIR / _PORT are set).
 test: setup
 	scripts/test-redis.sh install
-	BC_PIPELINE_TEST_POSTGRES_URL=$$(scripts/test-postgres.sh start) && export BC_PIPELINE_TEST_POSTGRES_URL && \
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q; status=$$?; scripts/test-postgres.sh stop; exit $$status
+	scripts/test-postgres.sh run $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 ## The Dagster UI on http://127.0.0.1:3000 with this project's DAGSTER_HOME.
 dev: setup

@@ -116,33 +116,57 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from bc_pipeline.sandbox.launcher import SandboxConfig, serve_forever
 
     settings = load_settings()
-    serve_forever(SandboxConfig(port=args.port, scale=args.scale, seed=args.seed, state_dir=settings.home / "sandbox"))
+    # The limits `bc-pipeline run` gives its own sandbox; the printed exports carry them to a run in another shell.
+    serve_forever(SandboxConfig(port=args.port, scale=args.scale, seed=args.seed, state_dir=settings.home / "sandbox",
+                                ipaas_rate_limit=SANDBOX_IPAAS_LIMIT,
+                                ipaas_rate_window_seconds=SANDBOX_IPAAS_WINDOW_SECONDS))
     return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """`dagster dev` with the project's DAGSTER_HOME, against the sandbox when no credentials are set."""
-    import subprocess
+    from bc_pipeline import dev
 
-    ensure_dagster_home()
+    try:
+        dev.check_port(args.port)  # before a sandbox starts: a busy port fails in a second, not never
+    except dev.PortBusy as busy:
+        print(f"bc-pipeline dev: {busy}", file=sys.stderr)
+        return 1
+    home = ensure_dagster_home()
     with services(args.scale):
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_DIR / "workspace.yaml"), "-p", str(args.port)]
-        return subprocess.call(command, cwd=PROJECT_DIR)
+        return dev.run(args.port, PROJECT_DIR / "workspace.yaml", home)
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    """The records a service refused, with the service's error, until they land."""
-    from tabulate import tabulate
-
-    from bc_pipeline.state import records
+    """The records a service refused, with the service's error, until they land; or retry / discard them now."""
+    from bc_pipeline import dead_letters
+    from bc_pipeline.arguments import collection
     from bc_pipeline.state.database import engine_for
 
-    letters = records.dead_letters_of(engine_for(load_settings().state_database_url), args.collection)
-    rows = [(d.collection, d.external_id, d.attempts, d.status or "", (d.code or "")[:30], d.error[:120],
-             d.last_seen.strftime("%Y-%m-%d %H:%M"), d.correlation_id or "") for d in letters]
-    print(tabulate(rows, headers=["collection", "id", "attempts", "status", "code", "error", "last seen",
-                                  "correlation id"], tablefmt="github") if rows else "No dead letters.")
-    return 0
+    settings = load_settings()
+    engine = engine_for(settings.state_database_url)
+    slug = collection(args.collection).slug if args.collection else None
+    action = getattr(args, "action", None)
+    if action == "discard" and not (slug or args.ids or args.all):
+        print("bc-pipeline dead-letters discard: say which: --collection C, --id X or --all", file=sys.stderr)
+        return 2
+    letters = dead_letters.chosen(engine, slug, getattr(args, "ids", None))
+    if action is None:
+        print(dead_letters.table(letters))
+        return 0
+    if not letters:
+        print("No dead letters" + (" match" if slug or args.ids else "") + ".")
+        return 0
+    ensure_dagster_home()
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        if action == "discard":
+            dead_letters.discard(engine, letters, instance)
+            return 0
+        settings.require_bc()  # a retry goes to the services the dead letters came from: no sandbox of its own
+        settings.require_ipaas()
+        return dead_letters.retry(engine, letters, instance)
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
@@ -161,6 +185,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bc-pipeline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the sync through Dagster, then print a summary")
@@ -181,14 +206,25 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
 
     sandbox = sub.add_parser("sandbox", help="serve the Entra ID, Business Central and iPaaS.com stand-ins over HTTPS")
-    sandbox.add_argument("--port", type=int, default=8443)
-    sandbox.add_argument("--scale", type=float, default=1.0)
-    sandbox.add_argument("--seed", type=int, default=365)
+    sandbox.add_argument("--port", type=int, default=8443, help="HTTPS port to listen on (default 8443; 0 picks a free one)")
+    sandbox.add_argument("--scale", type=float, default=1.0,
+                         help="multiplies the seeded customers (300), items (400) and sales orders (1,000) (default 1)")
+    sandbox.add_argument("--seed", type=int, default=365, help="random seed of the data: the same seed, the same records (default 365)")
     sandbox.set_defaults(func=cmd_sandbox)
 
-    dead = sub.add_parser("dead-letters", help="list the records a service refused, with its error")
+    dead = sub.add_parser("dead-letters", help="list the records a service refused, with its error; retry or discard them")
     dead.add_argument("--collection", help="only this collection (its asset name, e.g. product_to_ipaas)")
-    dead.set_defaults(func=cmd_dead_letters)
+    dead.set_defaults(func=cmd_dead_letters, action=None)
+    dead_sub = dead.add_subparsers(dest="action", metavar="{retry,discard}")
+    for action, text in (("retry", "send the dead letters again now (default every one), a Dagster run per collection"),
+                         ("discard", "remove dead letters: the next run does not send them again")):
+        act = dead_sub.add_parser(action, help=text)
+        act.add_argument("--collection", default=argparse.SUPPRESS,
+                         help="only this collection (its asset name, e.g. product_to_ipaas)")
+        act.add_argument("--id", dest="ids", action="append", metavar="ID",
+                         help="only the record with this id (the list's `id`); repeat for several")
+        if action == "discard":
+            act.add_argument("--all", action="store_true", help="every dead letter of every collection")
 
     from bc_pipeline.manual_sync import add_sync_arguments, run_sync_command
 
@@ -199,21 +235,39 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks = sub.add_parser("webhooks", help="the webhook receiver for iPaaS.com and Business Central")
     webhooks_sub = webhooks.add_subparsers(dest="webhooks_command", required=True)
     serve = webhooks_sub.add_parser("serve", help="authenticate, validate and record sync requests; answer at once")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
     serve.add_argument("--certfile", help="TLS certificate (iPaaS.com and BC call only https URLs)")
     serve.add_argument("--keyfile", help="TLS private key")
     serve.set_defaults(func=cmd_webhooks)
 
     dev = sub.add_parser("dev", help="start the Dagster UI (dagster dev) for this project")
-    dev.add_argument("--port", type=int, default=3000)
-    dev.add_argument("--scale", type=float, default=1.0)
+    dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
+    dev.add_argument("--scale", type=float, default=1.0, help="sandbox data scale when the sandbox is used (default 1)")
     dev.set_defaults(func=cmd_dev)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bc_pipeline")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        from bc_pipeline import __version__
+
+        return __version__
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from bc_pipeline.arguments import UnknownName, check
+
     args = build_parser().parse_args(argv)
+    try:
+        check(args)  # before anything starts: no sandbox, no state touched
+    except UnknownName as exc:
+        print(f"bc-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except SettingsError as exc:

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from bc_pipeline.catalog import ENTITIES
 from bc_pipeline.clients.business_central import BusinessCentralClient
-from bc_pipeline.clients.errors import PipelineError, ServiceError
+from bc_pipeline.clients.errors import PipelineError, ServiceError, TransportError
 from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.settings import SettingsError, SubscriptionSettings, load_settings
 
@@ -56,8 +56,32 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
         if not token.ok:
             return findings
 
+        names: list = []
+        failed_as = "company"  # reading the companies may fail for another reason than the environment (permission)
+
+        def environment_check() -> str:
+            nonlocal failed_as
+            try:
+                names.extend(c.get("Name") for c in client.companies())
+            except ServiceError as exc:
+                # The company list's URL names only the tenant and the environment: a 404 there is the environment.
+                if exc.status == 404:
+                    failed_as = "environment"
+                    raise _EnvironmentMissing(settings.environment, exc) from exc
+                raise
+            except TransportError:
+                failed_as = "Business Central"
+                raise
+            return f"environment {settings.environment!r} answers with {len(names)} companies"
+
+        environment = _attempt("environment", environment_check)
+        if not environment.ok:
+            environment.check = failed_as
+            findings.append(environment)
+            return findings
+        findings.append(environment)
+
         def company_check() -> str:
-            names = [c.get("Name") for c in client.companies()]
             if settings.company_name not in names:
                 raise _CompanyMissing(settings.company_name, names)
             return f"company {settings.company_name!r} found among {len(names)}"
@@ -98,6 +122,15 @@ def _check_ipaas(settings: SubscriptionSettings) -> Finding:
         return f"reached {settings.ipaas_api_url} with the API token"
 
     return _attempt("iPaaS.com", probe)
+
+
+class _EnvironmentMissing(PipelineError):
+    def __init__(self, wanted: str, answer: ServiceError):
+        super().__init__(
+            f"Business Central has no environment {wanted!r} for this tenant ({answer.status} {answer.code or ''}: "
+            f"{answer.message}). What to do: set Environment (BC_ENVIRONMENT) to the environment's name exactly as "
+            "Business Central → Settings → Admin Center → Operations shows it (e.g. Production, Sandbox)"
+        )
 
 
 class _CompanyMissing(PipelineError):

@@ -182,7 +182,10 @@ def run_sync_command(args: argparse.Namespace, settings: Any, *, engine: Optiona
         if args.status:
             collection = None
             if args.collection:
-                collection = known_collections().resolve(args.collection) or args.collection
+                collection = known_collections().resolve(args.collection)
+                if collection is None:
+                    raise ManualSyncError(f"Mapping Collection {args.collection!r} is not known; known: "
+                                          f"{known_collections().describe()}")
             rows = inbox.status(engine, collection=collection, statuses=[args.only] if args.only else None,
                                 limit=max(1, args.limit))
             print(format_status(rows))

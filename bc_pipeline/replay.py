@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping, Optional
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -48,13 +48,16 @@ def remap_dead_letters(
     engine: Engine,
     already_mapped: set[str],
     links: Callable[[str], Mapping[str, str]],
+    only: Optional[Collection[str]] = None,
 ) -> list[MappedRecord]:
     """Every dead letter of the collection not in this run's extract, mapped again from what BC holds now.
 
+    only: just these dead letters (`bc-pipeline dead-letters retry --id`); None: every one.
     A dead letter whose record is gone from BC or no longer passes the collection's filter leaves the list:
     there is nothing left to send.
     """
-    letters = [d.external_id for d in state.dead_letters_of(engine, collection.slug) if d.external_id not in already_mapped]
+    letters = [d.external_id for d in state.dead_letters_of(engine, collection.slug)
+               if d.external_id not in already_mapped and (only is None or d.external_id in only)]
     if not letters:
         return []
     wanted = {e: key_values(collection.external_id, e) for e in letters}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Collection, Optional, Sequence
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -40,8 +40,10 @@ def _frame(extract: StagedExtract) -> pd.DataFrame:
 
 
 def transform(collection: MappingCollection, staging: StagingArea, engine: Engine, run_id: str,
-              bc: Optional[BusinessCentralClient] = None, lineage: Sequence[str] = ()) -> TransformResult:
-    """Map this run's extract; with `bc`, also the dead letters' records, re-read as BC holds them now.
+              bc: Optional[BusinessCentralClient] = None, lineage: Sequence[str] = (),
+              dead_letters: Optional[Collection[str]] = None) -> TransformResult:
+    """Map this run's extract; with `bc`, also the dead letters' records (all, or those named), re-read as BC holds
+    them now.
 
     `lineage` are the runs a re-execution re-executes, nearest first: an extract that was not re-executed is the
     one its parent run staged. Never another run's, whatever is newer or older (MissingExtract names it)."""
@@ -59,7 +61,7 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
 
     records = apply_collection(collection, frame, links, child_frames)
     if bc is not None:
-        records += remap_dead_letters(collection, bc, engine, {r.external_id for r in records}, links)
+        records += remap_dead_letters(collection, bc, engine, {r.external_id for r in records}, links, dead_letters)
     writer = staging.payload_writer(collection.slug, run_id)
     for start in range(0, len(records), PAYLOAD_CHUNK):
         writer.write_page([r.__dict__ for r in records[start : start + PAYLOAD_CHUNK]])

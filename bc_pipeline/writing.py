@@ -91,13 +91,15 @@ class BcWriter:
 
     # -- many records ------------------------------------------------------------------------
 
-    def sync(self, ipaas_ids: list[str]) -> WriteReport:
-        """Write the requested records, and every earlier failure of the collection again; each is committed as it lands."""
+    def sync(self, ipaas_ids: list[str], *, retry_dead_letters: bool = True) -> WriteReport:
+        """Write the requested records, and (unless told not to) every earlier failure of the collection again; each
+        is committed as it lands."""
         started = time.monotonic()
         bc_before, ipaas_before = self.bc.counter.requests, self.ipaas.counter.requests
         report = WriteReport(collection=self.collection.name)
         hashes = state.hashes(self.engine, self.collection.slug)
-        retried = [d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)]
+        retried = [d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)] \
+            if retry_dead_letters else []
         for ipaas_id in dict.fromkeys([str(i) for i in ipaas_ids] + retried):
             outcome, digest, failure = self._one_safely(ipaas_id, hashes.get(ipaas_id))
             report.outcomes.append(outcome)

@@ -93,12 +93,13 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
-    """The test PostgreSQL server (`scripts/test-postgres.sh start`, run by `make test` and CI)."""
+    """The test PostgreSQL server: `make test` (and CI) runs pytest under `scripts/test-postgres.sh run`, a cluster
+    of that run's own (a new folder, a free port) that it stops afterwards."""
     url = os.environ.get("BC_PIPELINE_TEST_POSTGRES_URL")
     if not url:
         if os.environ.get("CI"):
             pytest.fail("BC_PIPELINE_TEST_POSTGRES_URL is not set: CI must test the PostgreSQL state database")
-        pytest.skip("no test PostgreSQL (run the tests with `make test`)")
+        pytest.skip("no test PostgreSQL (run the tests with `make test`, or under `scripts/test-postgres.sh run`)")
     return url
 
 

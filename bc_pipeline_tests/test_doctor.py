@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 def test_a_healthy_setup_passes_every_check(world):
     findings = diagnose(load_settings())
-    assert [f.check for f in findings][:3] == ["settings", "token", "company"]
+    assert [f.check for f in findings][:4] == ["settings", "token", "environment", "company"]
     assert len([f for f in findings if f.check.startswith("service ")]) == 8
     assert all(f.ok for f in findings), render(findings)
     assert render(findings).endswith(f"all {len(findings)} checks ok")
@@ -49,3 +49,38 @@ def test_missing_settings_are_named_before_any_request(monkeypatch, tmp_path):
     findings = diagnose()
     assert {f.check for f in findings} == {"settings"}
     assert any("Tenant ID (BC_TENANT_ID): is required" in f.detail for f in findings)
+
+
+def test_a_wrong_environment_is_reported_under_the_environment_with_its_fix(world, monkeypatch):
+    monkeypatch.setenv("BC_ENVIRONMENT", "Sandbox2")
+    findings = diagnose(load_settings())
+    assert [(f.check, f.ok) for f in findings] == [("settings", True), ("token", True), ("environment", False)]
+    assert "no environment 'Sandbox2'" in findings[-1].detail
+    assert "set Environment (BC_ENVIRONMENT)" in findings[-1].fix and "Admin Center" in findings[-1].fix
+
+
+def test_an_unreachable_entra_host_is_blamed_on_the_entra_login_host(world, monkeypatch):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("BC_AUTHORITY_HOST", f"https://127.0.0.1:{closed.getsockname()[1]}")
+        findings = diagnose(load_settings())
+    assert [(f.check, f.ok) for f in findings] == [("settings", True), ("token", False)]
+    assert "could not reach Microsoft Entra ID" in findings[-1].detail
+    assert "BC_AUTHORITY_HOST" in findings[-1].fix and "API URL" not in findings[-1].fix
+
+
+def test_an_unreachable_api_url_is_blamed_on_the_api_url(world, monkeypatch):
+    import socket
+
+    from bc_pipeline.clients import transport
+
+    original = transport.retry_policy
+    monkeypatch.setattr(transport, "retry_policy", lambda attempts: original(0))  # no backoff: fail at once
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("BC_API_URL", f"https://127.0.0.1:{closed.getsockname()[1]}")
+        findings = diagnose(load_settings())
+    assert (findings[-1].check, findings[-1].ok) == ("Business Central", False)
+    assert "BC_API_URL" in findings[-1].fix and "BC_AUTHORITY_HOST" not in findings[-1].fix

@@ -82,6 +82,14 @@ class IpaasError(ServiceError):
     service = "iPaaS.com"
 
 
+# The setting that says where each service is: what to check when it cannot be reached.
+UNREACHABLE_SETTING = {
+    "Microsoft Entra ID": "the Entra login host (BC_AUTHORITY_HOST, normally https://login.microsoftonline.com)",
+    "Business Central": "the API URL (BC_API_URL, normally https://api.businesscentral.dynamics.com)",
+    "iPaaS.com": "the iPaaS.com API host (IPAAS_API_URL, normally https://api.ipaas.com)",
+}
+
+
 class TransportError(PipelineError):
     """No answer from the service (DNS, TLS, connection, timeout).
 
@@ -97,7 +105,7 @@ class TransportError(PipelineError):
         self.maybe_sent = maybe_sent
         reason = type(cause).__name__
         detail = str(cause)
-        hint = "check the API URL setting and the network"
+        hint = f"check {UNREACHABLE_SETTING.get(service, 'the URL setting')} and the network"
         if isinstance(cause, requests.exceptions.SSLError):
             hint = (
                 "the server's TLS certificate is not trusted; if it is signed by a private CA, "

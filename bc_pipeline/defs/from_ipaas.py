@@ -22,6 +22,8 @@ class WriteConfig(dg.Config):
 
     ipaas_ids: list[str] = Field(default_factory=list, description="iPaaS.com ids (Internal IDs) to sync.")
     inbox_batch: Optional[str] = Field(None, description="The sync-request batch this run serves (set by the sensor).")
+    retry_dead_letters: bool = Field(True, description="Also write every earlier failure of the collection again "
+                                     "(False: only ipaas_ids, as `bc-pipeline dead-letters retry --id` asks).")
 
 
 def write_key(collection: MappingCollection) -> dg.AssetKey:
@@ -49,7 +51,7 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         try:
             writer = BcWriter(bc, client, engine, collection)
             ids = list(config.ipaas_ids) or writer.poll_ids()
-            report = writer.sync(ids)
+            report = writer.sync(ids, retry_dead_letters=config.retry_dead_letters)
         finally:
             bc.close()
             client.close()

@@ -44,6 +44,10 @@ def missing_in_run(context: dg.AssetExecutionContext, needed: list[dg.AssetKey],
     )
 
 
+class TransformConfig(dg.Config):
+    dead_letters: Optional[list[str]] = None  # only these dead letters are mapped again (default: every one)
+
+
 def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
     deps = [extract_asset_key(BY_NAME[s]) for s in collection.source_entities] + [load_key(p) for p in parents_of(collection)]
 
@@ -56,11 +60,12 @@ def build_transform_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         description=f"{collection.name}: {collection.description} (mapping file {collection.source_file and collection.source_file.split('/')[-1]})",
         metadata={"collection": collection.name, "target_model": collection.target_model, "table": collection.table},
     )
-    def _transform(context: dg.AssetExecutionContext, subscription: SubscriptionResource) -> dg.MaterializeResult:
+    def _transform(context: dg.AssetExecutionContext, config: TransformConfig,
+                   subscription: SubscriptionResource) -> dg.MaterializeResult:
         bc = subscription.business_central(TrafficCounter())
         try:
             result = transform(collection, subscription.staging(), subscription.state_engine(), context.run.run_id, bc,
-                               lineage=run_lineage(context))
+                               lineage=run_lineage(context), dead_letters=config.dead_letters)
         except MissingExtract as missing:
             raise missing_in_run(context, [extract_asset_key(BY_NAME[s]) for s in collection.source_entities], missing,
                                  f"mapped/{collection.slug} maps only the extract of its own run") from missing

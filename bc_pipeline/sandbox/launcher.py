@@ -30,7 +30,7 @@ from .config import (BC_SCOPE, DEFAULT_STATE_DIR, REPO_DIR, SandboxConfig, Clien
 from .tls import ensure_certificates
 
 __all__ = ["SandboxConfig", "ClientRegistration", "SandboxHandle", "start_sandbox", "serve_forever", "main",
-           "sandbox_env"]
+           "sandbox_env", "sandbox_exports"]
 
 
 def sandbox_env(config: SandboxConfig, base_url: str, ca_path: Path) -> dict[str, str]:
@@ -48,6 +48,21 @@ def sandbox_env(config: SandboxConfig, base_url: str, ca_path: Path) -> dict[str
         "IPAAS_API_TOKEN": config.ipaas_api_token,
         "IPAAS_SYSTEM_ID": config.ipaas_system_id,
         "REQUESTS_CA_BUNDLE": str(ca_path),
+    }
+
+
+def sandbox_exports(config: SandboxConfig, base_url: str, ca_path: Path) -> dict[str, str]:
+    """sandbox_env plus the throttle settings that match the sandbox's own limits, for a run in another shell.
+
+    Without them a run uses the pipeline's defaults (iPaaS.com 500 per 60 s), far below what this sandbox allows.
+    """
+    return {
+        **sandbox_env(config, base_url, ca_path),
+        "IPAAS_THROTTLE_LIMIT": str(config.ipaas_rate_limit),
+        "IPAAS_THROTTLE_SECONDS": f"{config.ipaas_rate_window_seconds:g}",
+        "BC_THROTTLE_LIMIT": str(config.bc_rate_limit),
+        "BC_THROTTLE_SECONDS": f"{config.bc_rate_window_seconds:g}",
+        "CONCURRENT_CONNECTIONS": str(config.bc_max_concurrent),
     }
 
 
@@ -288,7 +303,7 @@ def serve_forever(config: SandboxConfig, *, quiet: bool = False, port_file: Opti
         base = f"https://{host}:{port}"
         print(f"bc_pipeline sandbox listening on {base} (Entra ID, Business Central OData V4, iPaaS.com)")
         print("Point the pipeline at it with:")
-        for k, v in sandbox_env(config, base, ca).items():
+        for k, v in sandbox_exports(config, base, ca).items():
             print(f"export {k}={_shell_quote(v)}")
         print("Admin: GET /_sandbox/health, /_sandbox/requests, /_sandbox/stats; POST/DELETE /_sandbox/faults",
               flush=True)
