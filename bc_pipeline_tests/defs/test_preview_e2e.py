@@ -7,6 +7,7 @@ from sqlalchemy import MetaData, select
 from bc_pipeline.defs.preview import previews_in, run_preview
 from bc_pipeline.runner import run_job
 from bc_pipeline.settings import load_settings
+from bc_pipeline.state import leases
 from bc_pipeline.state.database import engine_for
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,10 @@ def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_wr
         edited = world.handle.edit_record("CustomerCard", customer["No"], {"Phone_No": f"+1 555 01{i:02d}"})
     world.handle.insert_record("CustomerCard", {"No": "PREVIEW1", "Name": "Preview & Söhne", "Partner_Type": "Company",
                                                 "Last_Date_Modified": edited["record"]["Last_Date_Modified"]})
+    # A run loading companies right now: the preview takes no lease, so it neither waits for nor blocks it.
+    engine = engine_for(load_settings().state_database_url)
+    holder = leases.holder_name("a-real-run")
+    assert leases.try_acquire(engine, "load:company_to_ipaas", holder) is None
     before = _everything(world)
     bc_since, ipaas_since = world.handle.last_seq(), world.ipaas_last_seq()
 
@@ -89,6 +94,7 @@ def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_wr
     assert "company_to_ipaas" in summary.asset_materialization.metadata["collections"].value
 
     # And the run that follows does exactly what the preview said.
+    leases.release(engine, "load:company_to_ipaas", holder)
     outcome = run_job("sync_to_ipaas", ENTITIES, instance=instance)
     assert outcome.success, outcome.error
     assert (outcome.loads["company_to_ipaas"]["updated"], outcome.loads["company_to_ipaas"]["created"]) == (3, 1)
@@ -138,3 +144,25 @@ def test_the_preview_job_compares_ipaas_records_with_bc_as_the_writer_finds_them
     assert ("Phone_No", bc_customer["Phone_No"], "+1 555 0177") in {(c.field, c.old, c.new) for c in kinds[str(edited["id"])].changes}
     assert str(same["id"]) not in kinds
     assert (preview.counts["created"], preview.counts["updated"], preview.counts["unchanged"]) == (1, 1, 1)
+
+
+def test_bc_pipeline_run_dry_run_on_a_new_sandbox_would_create_everything_parents_first(tmp_path):
+    """What refers to a record the run would create first (a company's category) maps, as in the run: not refused."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "IPAAS_", "DAGSTER_"))}
+    env.update({"BC_PIPELINE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")})
+    result = subprocess.run(
+        [sys.executable, "-m", "bc_pipeline.cli", "run", "--dry-run", "--scale", "0.05", "--select",
+         "customer_price_groups", "customers"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in result.stdout.splitlines() if line.startswith("| ") and "_to_ipaas" in line}
+    assert set(rows) == {"customer_category_to_ipaas", "company_to_ipaas", "customer_to_ipaas"}
+    for slug, (direction, created, updated, unchanged, refused, *_) in rows.items():
+        assert (direction, updated, unchanged, refused) == ("to iPaaS.com", "0", "0", "0"), slug
+        assert int(created) > 0, slug
+    assert "+ created" in result.stdout
+    assert "Preview run" in result.stdout and "recorded in" in result.stdout
