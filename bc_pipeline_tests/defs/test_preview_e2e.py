@@ -47,8 +47,17 @@ def loaded(world, instance):
     return world
 
 
-def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_writes_nothing(loaded, instance, capsys):
-    world = loaded
+@pytest.fixture
+def loaded_on_both_backends(world, instance, state_url, monkeypatch):
+    monkeypatch.setenv("BC_PIPELINE_STATE_URL", state_url)  # on SQLite and on PostgreSQL
+    outcome = run_job("initial_load", ENTITIES, instance=instance)
+    assert outcome.success, outcome.error
+    return world
+
+
+def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_writes_nothing(
+        loaded_on_both_backends, instance, capsys):
+    world = loaded_on_both_backends
     companies = [c for c in world.handle.records("CustomerCard") if c["Partner_Type"] != "Person"][:3]
     for i, customer in enumerate(companies):
         edited = world.handle.edit_record("CustomerCard", customer["No"], {"Phone_No": f"+1 555 01{i:02d}"})
@@ -116,6 +125,10 @@ def test_the_preview_job_compares_ipaas_records_with_bc_as_the_writer_finds_them
     edited, same = companies[0], companies[1]
     _put_company(world, edited, phone_number="+1 555 0177")
     new = world.ipaas("POST", "records/Company", json={"name": "Brand New Preview GmbH", "phone_number": "+49 30 1"})
+    # An order for a customer BC does not know: the mapping refuses it (its customer reference is required).
+    refused = world.ipaas("POST", "records/Transaction", json={
+        "transaction_number": "WEB-2001", "type": "Order", "status": "Pending", "customer_id": int(new["id"]),
+        "lines": [{"sequence_number": 1, "sku": "X", "description": "x", "qty": 1, "unit_price": 1.0}]})
     ids = [str(edited["id"]), str(same["id"]), str(new["id"])]
     from bc_pipeline.definitions import defs
 
@@ -129,21 +142,26 @@ def test_the_preview_job_compares_ipaas_records_with_bc_as_the_writer_finds_them
     [bc_customer] = world.handle.records("CustomerCard", key=links[str(edited["id"])])
 
     result = defs.resolve_job_def("preview").execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(["preview", "company_from_ipaas"]), dg.AssetKey(["preview", "summary"])],
-        run_config={"ops": {"preview_from_ipaas": {"config": {"ipaas_ids": {"company_from_ipaas": ids}}}}})
+        instance=instance, asset_selection=[dg.AssetKey(["preview", slug]) for slug in
+                                            ("company_from_ipaas", "sales_order_from_ipaas", "summary")],
+        run_config={"ops": {"preview_from_ipaas": {"config": {"ipaas_ids": {
+            "company_from_ipaas": ids, "sales_order_from_ipaas": [str(refused["id"])]}}}}})
 
     assert result.success
     assert _writes(world, bc_since, ipaas_since) == []
     assert _everything(world) == before
-    [preview] = previews_in({k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
-                            for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION")
+    preview, orders = previews_in({k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
+                                  for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION")
     kinds = {i.key: i for i in preview.items}
     assert kinds[str(new["id"])].kind == "created"
     assert kinds[str(edited["id"])].kind == "updated"
     assert kinds[str(edited["id"])].target == bc_customer["No"]
     assert ("Phone_No", bc_customer["Phone_No"], "+1 555 0177") in {(c.field, c.old, c.new) for c in kinds[str(edited["id"])].changes}
     assert str(same["id"]) not in kinds
-    assert (preview.counts["created"], preview.counts["updated"], preview.counts["unchanged"]) == (1, 1, 1)
+    assert [preview.counts[k] for k in ("created", "updated", "unchanged", "refused")] == [1, 1, 1, 0]
+    [order] = orders.items
+    assert (orders.slug, order.key, order.kind) == ("sales_order_from_ipaas", str(refused["id"]), "refused")
+    assert "not linked" in order.reason
 
 
 def test_bc_pipeline_run_dry_run_on_a_new_sandbox_would_create_everything_parents_first(tmp_path):
