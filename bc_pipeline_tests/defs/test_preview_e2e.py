@@ -9,6 +9,7 @@ from bc_pipeline.runner import run_job
 from bc_pipeline.settings import load_settings
 from bc_pipeline.state import leases
 from bc_pipeline.state.database import engine_for
+from bc_pipeline_tests.defs.test_from_ipaas_e2e import _put_company
 
 pytestmark = pytest.mark.e2e
 
@@ -107,14 +108,6 @@ def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_wr
     outcome = run_job("sync_to_ipaas", ENTITIES, instance=instance)
     assert outcome.success, outcome.error
     assert (outcome.loads["company_to_ipaas"]["updated"], outcome.loads["company_to_ipaas"]["created"]) == (3, 1)
-
-
-def _put_company(world, company, **changes):
-    body = {k: v for k, v in company.items() if k not in ("id", "tracking_guid", "external_ids")}
-    response = world.handle.session.put(
-        f"{world.handle.base_url}/customers/v2/Customer/Company/{company['id']}",
-        json={**body, **changes}, headers={"Authorization": f"Bearer {world.handle.config.ipaas_api_token}"}, timeout=30)
-    assert response.status_code < 300, response.text
 
 
 def test_the_preview_job_compares_ipaas_records_with_bc_as_the_writer_finds_them(loaded, instance):
