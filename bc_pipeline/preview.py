@@ -333,7 +333,7 @@ def _planned_write(writer: BcWriter, c: MappingCollection, ipaas_id: str, record
 def _lines(p: CollectionPreview, limit: int, code: str = "") -> list[str]:
     """One line per record, changes indented under it; at most `limit` records, then how many more."""
     lines: list[str] = []
-    where = {"to iPaaS.com": "iPaaS.com id", "to Business Central": "Business Central"}[p.direction]
+    where = {TO_IPAAS: "iPaaS.com id", TO_BC: "Business Central"}[p.direction]
     for item in p.items[:limit]:
         target = f" ({where} {item.target})" if item.target else ""
         mark = {"created": "+", "updated": "~", "refused": "!"}[item.kind]
