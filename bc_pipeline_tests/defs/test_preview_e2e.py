@@ -48,17 +48,8 @@ def loaded(world, instance):
     return world
 
 
-@pytest.fixture
-def loaded_on_both_backends(world, instance, state_url, monkeypatch):
-    monkeypatch.setenv("BC_PIPELINE_STATE_URL", state_url)  # on SQLite and on PostgreSQL
-    outcome = run_job("initial_load", ENTITIES, instance=instance)
-    assert outcome.success, outcome.error
-    return world
-
-
-def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_writes_nothing(
-        loaded_on_both_backends, instance, capsys):
-    world = loaded_on_both_backends
+def test_dry_run_shows_the_three_bc_edits_field_by_field_and_a_new_record_and_writes_nothing(loaded, instance, capsys):
+    world = loaded
     companies = [c for c in world.handle.records("CustomerCard") if c["Partner_Type"] != "Person"][:3]
     for i, customer in enumerate(companies):
         edited = world.handle.edit_record("CustomerCard", customer["No"], {"Phone_No": f"+1 555 01{i:02d}"})
@@ -157,23 +148,20 @@ def test_the_preview_job_compares_ipaas_records_with_bc_as_the_writer_finds_them
     assert "not linked" in order.reason
 
 
-def test_bc_pipeline_run_dry_run_on_a_new_sandbox_would_create_everything_parents_first(tmp_path):
-    """What refers to a record the run would create first (a company's category) maps, as in the run: not refused."""
-    import os
-    import subprocess
-    import sys
+def test_bc_pipeline_run_dry_run_on_a_new_sandbox_would_create_everything_parents_first(world, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """What refers to a record the run would create first (inventory: its product and location) maps as in the run."""
+    from bc_pipeline.cli import main
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "IPAAS_", "DAGSTER_"))}
-    env.update({"BC_PIPELINE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")})
-    result = subprocess.run(
-        [sys.executable, "-m", "bc_pipeline.cli", "run", "--dry-run", "--scale", "0.05", "--select",
-         "customer_price_groups", "customers"], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    assert main(["run", "--dry-run", "--select", "items", "locations", "inventory_by_location"]) == 0
+    out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
-            for line in result.stdout.splitlines() if line.startswith("| ") and "_to_ipaas" in line}
-    assert set(rows) == {"customer_category_to_ipaas", "company_to_ipaas", "customer_to_ipaas"}
+            for line in out.splitlines() if line.startswith("| ") and "_to_ipaas" in line}
+    assert set(rows) == {"product_to_ipaas", "location_to_ipaas", "product_inventory_to_ipaas"}
     for slug, (direction, created, updated, unchanged, refused, *_) in rows.items():
         assert (direction, updated, unchanged, refused) == ("to iPaaS.com", "0", "0", "0"), slug
         assert int(created) > 0, slug
-    assert "+ created" in result.stdout
-    assert "Preview run" in result.stdout and "recorded in" in result.stdout
+    assert "parent_id '(new product " in out and "location_id '(new location " in out
+    assert "Preview run" in out and str(tmp_path / "dagster") in out
+    assert world.ipaas_records("Product") == [] and world.ipaas_links() == []
