@@ -30,7 +30,7 @@ def _state(engine) -> dict[str, list]:
 def _everything(world) -> dict:
     engine = engine_for(load_settings().state_database_url)
     return {"state": _state(engine),
-            "ipaas": {m: world.ipaas_records(m) for m in IPAAS_MODELS},
+            "ipaas": {m: world.ipaas_records(m) for m in IPAAS_MODELS}, "links": world.ipaas_links(),
             "bc": {s: world.handle.records(s) for s in BC_SERVICES}}
 
 
