@@ -90,6 +90,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bc_pipeline.runner import run_job, summary_table
 
     ensure_dagster_home()
+    if args.dry_run:
+        from bc_pipeline.defs.preview import run_preview
+
+        with services(args.scale, force_sandbox=args.sandbox):
+            code, run_id, _ = run_preview(args.select or None, full_refresh=args.full_refresh)
+        print(f"Preview run {run_id} recorded in {os.environ['DAGSTER_HOME']} (open it with `make dev`).")
+        return code
     job = "extract_business_central" if args.extract_only else "sync_to_ipaas"
     with services(args.scale, force_sandbox=args.sandbox):
         outcome = run_job(job, args.select or None, full_refresh=args.full_refresh, max_concurrent=args.max_concurrent)
@@ -192,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--extract-only", action="store_true", help="only extract from Business Central (no iPaaS.com)")
     run.add_argument("--select", nargs="*", metavar="ENTITY", help="entities to run (default all), e.g. customers items")
     run.add_argument("--full-refresh", action="store_true", help="ignore incremental watermarks and read everything")
+    run.add_argument("--dry-run", action="store_true", help="preview: read and map as usual, show what would be "
+                     "created, updated (old -> new), left unchanged or refused; write nothing")
     run.add_argument("--sandbox", action="store_true", help="use the local sandbox even if credentials are set")
     run.add_argument("--scale", type=float, default=1.0, help="sandbox data scale when the sandbox is used (default 1)")
     run.add_argument("--max-concurrent", type=_positive_int, metavar="N",

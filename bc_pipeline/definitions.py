@@ -10,6 +10,7 @@ from bc_pipeline.defs.backfills import resync_assets
 from bc_pipeline.defs.extract import extract_assets, extract_checks
 from bc_pipeline.defs.from_ipaas import from_ipaas_report, sync_from_ipaas, write_assets
 from bc_pipeline.defs.jobs import jobs
+from bc_pipeline.defs.preview import preview_assets, preview_job
 from bc_pipeline.defs.resources import ipaas_resource, subscription_resource
 from bc_pipeline.defs.schedules import schedules
 from bc_pipeline.defs.sensors import sync_requests_sensor
@@ -69,9 +70,9 @@ def build_definitions(executor: str | None = None) -> dg.Definitions:
     """The code location with the executor named (default: BC_PIPELINE_EXECUTOR's)."""
     return dg.Definitions(
         assets=[*extract_assets, *transform_assets, *load_assets, to_ipaas_report, *write_assets, from_ipaas_report,
-                *resync_assets],
+                *resync_assets, *preview_assets],
         asset_checks=[*extract_checks, *load_checks],
-        jobs=[*jobs, sync_from_ipaas],
+        jobs=[*jobs, sync_from_ipaas, preview_job],
         schedules=schedules,
         sensors=[sync_requests_sensor],
         resources={"subscription": subscription_resource(), "ipaas": ipaas_resource()},

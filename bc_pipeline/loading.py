@@ -443,6 +443,33 @@ class Loader:
             result[child.table] = pairs
         return result
 
+    # -- read only: what a load would write to (the preview, bc-pipeline run --dry-run) ---------
+
+    def find_existing(self, records: list[MappedRecord],
+                      links: dict[str, str]) -> list[tuple[Optional[str], Optional[dict[str, Any]], str]]:
+        """Per record, the iPaaS.com record a load would write to and how it is found ("linked", "matched"), or
+        (None, None, "new"): the load's own look-ups (the model listed once when many are unlinked), reads only,
+        nothing saved."""
+        if self.collection.parent is None:
+            self._plan_reads(records, links)
+        elif sum(1 for r in records if r.external_id not in links) > PREFETCH_THRESHOLD:
+            self._prefetch_children()
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            return list(pool.map(lambda record: self._existing(record, links), records))
+
+    def _existing(self, record: MappedRecord, links: dict[str, str]) -> tuple[Optional[str], Optional[dict[str, Any]], str]:
+        internal_id = links.get(record.external_id)
+        current = self._current(internal_id, record.parent_id) if internal_id is not None else None
+        if current is None:  # not cached, or deleted on the iPaaS side: looked up as a load would
+            internal_id = self._find_linked(record)
+            current = self._current(internal_id, record.parent_id) if internal_id is not None else None
+        if current is not None:
+            return internal_id, current, "linked"
+        matched = self._find_match(record)
+        if matched is not None:
+            return matched, self._current(matched, record.parent_id) or {}, "matched"
+        return None, None, "new"
+
 
 def _identity(value: Any) -> Optional[str]:
     """A child's identifying value, compared as text (iPaaS.com may answer 10000 for "10000")."""

@@ -56,14 +56,32 @@ def remap_dead_letters(
     A dead letter whose record is gone from BC or no longer passes the collection's filter leaves the list:
     there is nothing left to send.
     """
+    records, gone = dead_letter_records(collection, bc, engine, already_mapped, links, only)
+    if gone:
+        log.info("%s: %d dead letter(s) no longer in Business Central or no longer selected by the collection's "
+                 "filter, so nothing is left to send: %s", collection.name, len(gone), ", ".join(gone[:20]))
+        state.clear_dead_letters(engine, collection.slug, gone)
+    return records
+
+
+def dead_letter_records(
+    collection: MappingCollection,
+    bc: BusinessCentralClient,
+    engine: Engine,
+    already_mapped: set[str],
+    links: Callable[[str], Mapping[str, str]],
+    only: Optional[Collection[str]] = None,
+) -> tuple[list[MappedRecord], list[str]]:
+    """The dead letters not in `already_mapped` (and in `only`, when given), mapped from what BC holds now, and
+    those with nothing left to send (gone from BC, or no longer selected by the filter). Reads only."""
     letters = [d.external_id for d in state.dead_letters_of(engine, collection.slug)
                if d.external_id not in already_mapped and (only is None or d.external_id in only)]
     if not letters:
-        return []
+        return [], []
     wanted = {e: key_values(collection.external_id, e) for e in letters}
     parsed = [v for v in wanted.values() if v]
     if not parsed:
-        return []
+        return [], []
     # The placeholder with the most distinct values narrows the read the most.
     field = max(parsed[0], key=lambda f: (len({p[f] for p in parsed}), list(parsed[0]).index(f)))
     frame = pd.DataFrame(_read(bc, collection.source, field, [p[field] for p in parsed]))
@@ -73,8 +91,4 @@ def remap_dead_letters(
         child_frames[child.source] = pd.DataFrame(_read(bc, child.source, child.child_key, parents) if parents else [])
     records = [r for r in apply_collection(collection, frame, links, child_frames) if r.external_id in wanted]
     gone = sorted(set(wanted) - {r.external_id for r in records} - {e for e, v in wanted.items() if v is None})
-    if gone:
-        log.info("%s: %d dead letter(s) no longer in Business Central or no longer selected by the collection's "
-                 "filter, so nothing is left to send: %s", collection.name, len(gone), ", ".join(gone[:20]))
-        state.clear_dead_letters(engine, collection.slug, gone)
-    return records
+    return records, gone

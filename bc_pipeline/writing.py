@@ -153,17 +153,11 @@ class BcWriter:
         record = self.ipaas.get(c.source, ipaas_id)
         if record is None:
             raise WriteFailed(f"iPaaS.com has no {c.source} with id {ipaas_id}", status=404)
-        row = _flatten(record)
-        frame = pd.DataFrame([row])
-        if c.filter and not bool(filter_mask(c.filter, frame).iloc[0]):
+        plan = self.planned(record)
+        if plan is None:
             rules = ", ".join(f"{r.field}" for r in c.filter)
             return WriteOutcome(ipaas_id, "skipped", error=f"not sent: the collection's filter on {rules} excludes it"), None
-        [values], [error] = self._map(c.fields, c.custom_fields, [row])
-        if error:
-            raise WriteFailed(error, details={"ipaas": record})
-        values = {k: v for k, v in values.items() if v is not None and k != "custom_fields"}
-        children = {child.name: self._child_values(child, record) for child in c.children}
-        digest = _digest({"header": values, "children": children})
+        values, children, digest = plan
 
         bc_key = self._linked_key(c.table, ipaas_id)
         if bc_key is None and c.match_on and values.get(c.match_on):
@@ -330,6 +324,34 @@ class BcWriter:
                     status=status, code=code, correlation_id=correlation, details={"ipaas": record},
                 ) from None
         return created, updated
+
+    # -- read only: what a write would send (the preview, bc-pipeline run --dry-run) -----------
+
+    def planned(self, record: dict[str, Any]) -> Optional[tuple[dict[str, Any], dict[str, list[dict[str, Any]]], str]]:
+        """The BC values, lines per child and digest a write would send for an iPaaS record; None when the
+        collection's filter excludes it; WriteFailed when the mapping refuses it. Reads and saves nothing."""
+        c = self.collection
+        row = _flatten(record)
+        if c.filter and not bool(filter_mask(c.filter, pd.DataFrame([row])).iloc[0]):
+            return None
+        [values], [error] = self._map(c.fields, c.custom_fields, [row])
+        if error:
+            raise WriteFailed(error, details={"ipaas": record})
+        values = {k: v for k, v in values.items() if v is not None and k != "custom_fields"}
+        children = {child.name: self._child_values(child, record) for child in c.children}
+        return values, children, _digest({"header": values, "children": children})
+
+    def existing_key(self, ipaas_id: str, values: dict[str, Any]) -> Optional[str]:
+        """The BC key a write would use: the cached link, iPaaS.com's, then the match_on value. Saves nothing."""
+        c = self.collection
+        key = self._links(c.table).get(ipaas_id) or self.ipaas.lookup_external_id(c.table, ipaas_id)
+        if key is None and c.match_on and values.get(c.match_on):
+            key = self._existing_key({c.match_on: values[c.match_on]})
+        return key
+
+    def read_or_none(self, service: str, keys: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """A BC record by its keys, or None when BC has no such record."""
+        return self._get_or_none(service, keys)
 
 
 def _line_numbers(items: list[dict[str, Any]]) -> list[int]:
