@@ -58,6 +58,10 @@ class Reference(_Strict):
 
     table: str
     required: bool = False
+    # TO iPaaS: a key not linked yet is first created (or linked) through the collection loading `table`, with
+    # its find-before-create, then this record is sent with its id (iPaaS.com's own integration does so for
+    # inventory's location; a category's parent).
+    create_missing: bool = False
 
 
 Transform = Union[str, dict[str, Any]]
@@ -75,6 +79,8 @@ class FieldRule(_Strict):
     reference: Optional[Reference] = None
     default: Any = None
     type: Optional[str] = None
+    # The value becomes a one-item list of objects, e.g. a product's `categories: [{category_id: 12}]`; [] when empty.
+    as_list_item: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod

@@ -31,6 +31,9 @@ ALL_SERVICES = (
     "SalesOrderLines",
     "Itemsbylocation",
     "CustomerPriceGroups",
+    "PostedSalesInvoices",
+    "PostedSalesInvoiceLines",
+    "ItemCategoryCard",
 )
 
 ITEMS_BY_LOCATION_COLUMNS = (
