@@ -34,6 +34,10 @@ ALL_SERVICES = (
     "PostedSalesInvoices",
     "PostedSalesInvoiceLines",
     "ItemCategoryCard",
+    "PaymentTerms",
+    "GenBusinessPostingGroups",
+    "CustomerPostingGroups",
+    "TaxAreas",
 )
 
 ITEMS_BY_LOCATION_COLUMNS = (

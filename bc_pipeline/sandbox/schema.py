@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .bc_setup import SETUP_SERVICES
 from .config import ITEMS_BY_LOCATION_COLUMNS
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -296,6 +297,9 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
             page.append(PageField("SystemModifiedAt", "SystemModifiedAt", *SYSTEM_FIELDS["SystemModifiedAt"]))
         services[name] = _service(name, "Page", object_id, table, keys, fields, captions, flow,
                                   writable=name not in READ_ONLY_SERVICES, page=page)
+    for name, (object_id, table) in SETUP_SERVICES.items():
+        services[name] = _service(name, "Page", object_id, table, ("Code",), ["Code", "Description"],
+                                  {"Code": "Code", "Description": "Description"}, writable=False)
     columns = list(dict.fromkeys(itemsbylocation_columns))
     services["Itemsbylocation"] = _service("Itemsbylocation", "Query", 2554, "Items by Location", (), columns,
                                            {c: c for c in columns}, writable=False)

@@ -21,6 +21,16 @@ ITEM_CATEGORIES = [
 ]
 
 
+def generate_setup_tables(services: dict[str, Service], out: dict[str, list[list]]) -> None:
+    """The setup tables the sandbox publishes, from the codes its write checks use (bc_setup.py)."""
+    from .bc_setup import SETUP_CODES, SETUP_SERVICES
+
+    for name, (_, table) in SETUP_SERVICES.items():
+        if name in services:
+            b = Builder(services[name])
+            out[name] = [b.row({"Code": code, "Description": code.title()}) for code in sorted(SETUP_CODES[table])]
+
+
 def generate_item_categories(services: dict[str, Service], out: dict[str, list[list]]) -> None:
     if "ItemCategoryCard" not in services:
         return

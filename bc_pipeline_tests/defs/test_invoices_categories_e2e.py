@@ -81,3 +81,28 @@ def test_item_categories_land_as_a_product_category_tree_and_each_product_in_its
         assert assigned == ([linked[code]] if code else []), no
         checked += bool(code)
     assert checked
+
+
+def test_inventory_at_a_location_not_linked_yet_creates_the_location_first_then_the_inventory(world, instance):
+    bc = world.handle
+    held = {(r["ItemNo"], r["LocationCode"]) for r in bc.records("Itemsbylocation") if r["LocationCode"]}
+    # Locations are not in this run: every inventory record's location is unlinked when the inventory loads.
+    outcome = run_job("sync_to_ipaas", ["items", "item_categories", "inventory_by_location"], full_refresh=True,
+                      instance=instance)
+    assert outcome.success, outcome.error
+    assert "location_to_ipaas" not in outcome.loads
+
+    products, locations = _links(world, "product"), _links(world, "location")
+    expected = {(item, loc) for item, loc in held if item in products}
+    assert {loc for _, loc in expected} == set(locations)
+    landed = {(str(i["parent_id"]), str(i["location_id"])) for i in world.ipaas_records("Product Inventory")}
+    assert landed == {(products[item], locations[loc]) for item, loc in expected}
+    names = Counter(loc["name"] for loc in world.ipaas_records("Location"))
+    assert set(names) == set(locations) and set(names.values()) == {1}
+
+    # The location collection's own run later finds them linked: no second location.
+    outcome = run_job("initial_load", instance=instance)
+    assert outcome.success, outcome.error
+    names = Counter(loc["name"] for loc in world.ipaas_records("Location"))
+    assert set(names.values()) == {1}
+    assert outcome.loads["location_to_ipaas"]["created"] == len(names) - len(locations)
