@@ -5,13 +5,9 @@ from collections import Counter
 import pytest
 
 from bc_pipeline.runner import run_job
+from bc_pipeline_tests.defs.test_inventory_e2e import _links
 
 pytestmark = pytest.mark.e2e
-
-
-def _links(world, table):
-    return {link["external_id"]: str(link["internal_id"]) for link in world.ipaas_links()
-            if link["table_name"].lower() == table.lower() and not link.get("deleted")}
 
 
 def test_every_posted_invoice_lands_once_as_an_invoice_with_its_lines_tracking_and_order(world, instance):
