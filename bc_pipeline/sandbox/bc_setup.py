@@ -1,4 +1,4 @@
-"""The sandbox company's setup codes: tables BC relates fields to but the sandbox does not publish as services."""
+"""The sandbox company's setup codes: tables BC relates fields to; a few are published as services (SETUP_SERVICES)."""
 
 from __future__ import annotations
 
@@ -33,4 +33,5 @@ SETUP_SERVICES = {"PaymentTerms": (4, "Payment Terms"), "GenBusinessPostingGroup
                   "CustomerPostingGroups": (110, "Customer Posting Group"), "TaxAreas": (469, "Tax Area")}
 # Related tables the sandbox serves: the service holding their records (keyed by the related field alone).
 RELATED_SERVICES = {"Customer": "CustomerCard", "Item": "ItemCard", "Location": "Locations",
-                    "Shipping Agent": "ShippingAgents", "Customer Price Group": "CustomerPriceGroups"}
+                    "Shipping Agent": "ShippingAgents", "Customer Price Group": "CustomerPriceGroups",
+                    "Item Category": "ItemCategoryCard"}
