@@ -207,6 +207,64 @@ INVENTORY_BY_LOCATION = Entity(
     description="Inventory per item and location (query Items by Location), which becomes iPaaS.com product inventory.",
 )
 
+POSTED_SALES_INVOICES = Entity(
+    name="posted_sales_invoices",
+    service="PostedSalesInvoices",
+    object_type="Page",
+    object_id=132,
+    object_name="Posted Sales Invoice",
+    keys=("No",),
+    fields=(
+        "Sell_to_Customer_No", "Sell_to_Customer_Name", "SellToEmail", "SellToPhoneNo", "Sell_to_Address",
+        "Sell_to_Address_2", "Sell_to_City", "Sell_to_County", "Sell_to_Post_Code", "Sell_to_Country_Region_Code",
+        "Sell_to_Contact", "Document_Date", "Posting_Date", "Due_Date", "Order_No", "External_Document_No",
+        "Your_Reference", "Currency_Code", "Payment_Terms_Code", "Shipment_Date", "Location_Code",
+        "Shipping_Agent_Code", "Shipping_Agent_Service_Code", "Package_Tracking_No", "Ship_to_Name",
+        "Ship_to_Address", "Ship_to_Address_2", "Ship_to_City", "Ship_to_County", "Ship_to_Post_Code",
+        "Ship_to_Country_Region_Code", "Ship_to_Phone_No", "Ship_to_Contact", "Bill_to_Name", "Bill_to_Address",
+        "Bill_to_Address_2", "Bill_to_City", "Bill_to_County", "Bill_to_Post_Code", "Bill_to_Country_Region_Code",
+        "Bill_to_Contact", "Cancelled", "Closed",
+    ),
+    ipaas_model="Transaction",
+    ipaas_table="transaction",
+    direction=Direction.TO_IPAAS,
+    parents=("customers", "sales_orders", "shipping_agents"),
+    description="Posted sales invoices (page 132), which become iPaaS.com transactions of type Invoice.",
+)
+
+POSTED_SALES_INVOICE_LINES = Entity(
+    name="posted_sales_invoice_lines",
+    service="PostedSalesInvoiceLines",
+    object_type="Page",
+    object_id=133,
+    object_name="Posted Sales Invoice Subform",
+    keys=("Document_No", "Line_No"),
+    fields=(
+        "Type", "No", "Description", "Description_2", "Variant_Code", "Location_Code", "Quantity",
+        "Unit_of_Measure_Code", "Unit_Price", "Line_Discount_Percent", "Line_Discount_Amount", "Line_Amount",
+        "Tax_Group_Code", "VAT_Percent", "Net_Weight",
+    ),
+    ipaas_model="Transaction Line",
+    ipaas_table="Transaction Line",
+    direction=Direction.TO_IPAAS,
+    parents=("posted_sales_invoices", "items"),
+    description="Posted sales invoice lines (page 133), which become the lines of iPaaS.com Invoice transactions.",
+)
+
+ITEM_CATEGORIES = Entity(
+    name="item_categories",
+    service="ItemCategoryCard",
+    object_type="Page",
+    object_id=5733,
+    object_name="Item Category Card",
+    keys=("Code",),
+    fields=("Description", "Parent_Category"),  # page 5730 Item Categories lacks Parent Category: the card has it
+    ipaas_model="Product Category",
+    ipaas_table="Product Category",
+    direction=Direction.TO_IPAAS,
+    description="Item categories with their parent (Item Category Card), which become iPaaS.com product categories.",
+)
+
 ENTITIES: tuple[Entity, ...] = (
     CUSTOMER_PRICE_GROUPS,
     LOCATIONS,
@@ -216,6 +274,9 @@ ENTITIES: tuple[Entity, ...] = (
     SALES_ORDERS,
     SALES_ORDER_LINES,
     INVENTORY_BY_LOCATION,
+    POSTED_SALES_INVOICES,
+    POSTED_SALES_INVOICE_LINES,
+    ITEM_CATEGORIES,
 )
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES}

@@ -8,7 +8,11 @@ from typing import Callable, Optional
 from bc_pipeline.catalog import ENTITIES
 from bc_pipeline.clients.business_central import BusinessCentralClient
 from bc_pipeline.clients.errors import PipelineError, ServiceError, TransportError
+from bc_pipeline.clients import odata
 from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.mapping.add_defaults import ADD_DEFAULTS
+from bc_pipeline.mapping.collection import MappingCollection
+from bc_pipeline.mapping.registry import from_ipaas_collections
 from bc_pipeline.settings import SettingsError, SubscriptionSettings, load_settings
 
 
@@ -99,6 +103,10 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
                 return f"{entity.object_type} {entity.object_id} published as {entity.service}{note}"
 
             findings.append(_attempt(f"service {entity.service}", probe))
+        for collection in from_ipaas_collections().values():
+            if collection.add_defaults:
+                findings.append(_attempt(f"add defaults of {collection.slug}",
+                                         lambda c=collection: _check_add_defaults(client, c)))
     finally:
         client.close()
 
@@ -131,6 +139,32 @@ class _EnvironmentMissing(PipelineError):
             f"{answer.message}). What to do: set Environment (BC_ENVIRONMENT) to the environment's name exactly as "
             "Business Central → Settings → Admin Center → Operations shows it (e.g. Production, Sandbox)"
         )
+
+
+def _check_add_defaults(client: BusinessCentralClient, collection: MappingCollection) -> str:
+    """Each code a collection's Add sets exists in the company's setup table (read through its web service)."""
+    where = (collection.source_file or "").rsplit("/", 1)[-1] or collection.name
+    specs = ADD_DEFAULTS[collection.target_model]
+    found, problems, fixes = [], [], []
+    for key, code in collection.add_defaults.items():
+        spec = specs[key]
+        try:
+            rows = list(client.read(spec.service, select=["Code"], filter=odata.compare("Code", "eq", code)))
+        except ServiceError as exc:
+            if exc.status != 404:
+                raise
+            problems.append(f"add_defaults.{key} {code!r} cannot be checked: web service {spec.service} is not published")
+            fixes.append(f"publish Page {spec.page} {spec.page_name} as web service {spec.service}")
+            continue
+        if rows:
+            found.append(f"{spec.field} {code!r}")
+        else:
+            problems.append(f"add_defaults.{key} {code!r} is not a {spec.table} of the company")
+            fixes.append(f"set add_defaults.{key} in {where} to a code of {spec.page_name} (page {spec.page}), "
+                         f"or create {code!r} there")
+    if problems:
+        raise PipelineError(f"{where}: {'; '.join(problems)}. What to do: {'; '.join(fixes)}")
+    return f"{where}: {', '.join(found)} exist in the company"
 
 
 class _CompanyMissing(PipelineError):

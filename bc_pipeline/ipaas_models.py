@@ -10,6 +10,7 @@ MODEL_FIELDS: dict[str, tuple[str, ...]] = {
     "Company": ("name", "department", "description", "email_address", "phone_number", "fax_number", "url",
                 "account_number", "tax_id_number", "parent_company_id", "category_id", "status", "addresses"),
     "Customer Category": ("name", "description"),
+    "Product Category": ("name", "description", "parent_id", "category_sets"),
     "Address": ("first_name", "last_name", "company", "address_1", "address_2", "address_3", "city", "region", "country",
                 "postal_code", "phone_number", "type", "is_primary_billing", "is_primary_shipping", "shipping_method",
                 "customer_id"),
@@ -20,7 +21,7 @@ MODEL_FIELDS: dict[str, tuple[str, ...]] = {
     "Location": ("name", "description", "location_groups", "address_1", "address_2", "city", "region", "country",
                  "postal_code", "phone_number", "email_address"),
     "Shipping Method": ("name", "description"),
-    "Transaction": ("system_id", "transaction_number", "customer_id", "company_id", "email_address", "type", "status",
+    "Transaction": ("system_id", "transaction_parent_id", "transaction_number", "customer_id", "company_id", "email_address", "type", "status",
                     "discount_amount", "tax_amount", "shipping_amount", "subtotal", "total", "total_qty",
                     "created_datetime", "updated_datetime", "lines", "taxes", "payments", "tracking", "addresses", "notes"),
     "Transaction Line": ("sequence_number", "status", "sku", "description", "type", "qty", "qty_shipped", "unit_price",
@@ -34,5 +35,6 @@ MODEL_FIELDS: dict[str, tuple[str, ...]] = {
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "Product": ("sku", "name", "type", "tracking_method", "status"),
     "Location": ("name",),
+    "Product Category": ("name",),
     "Product Inventory": ("location_id",),
 }

@@ -160,6 +160,8 @@ class BcWriter:
         values, children, digest = plan
 
         bc_key = self._linked_key(c.table, ipaas_id)
+        if bc_key is None and c.link_when_key_equals:
+            bc_key = self._link_when_key_equals(record, ipaas_id)
         if bc_key is None and c.match_on and values.get(c.match_on):
             bc_key = self._existing_key({c.match_on: values[c.match_on]})
         if bc_key is not None and previous and previous[0] == digest and previous[1] == bc_key:
@@ -191,6 +193,22 @@ class BcWriter:
             self._links(table)[ipaas_id] = found
         return found
 
+    def _link_when_key_equals(self, record: dict[str, Any], ipaas_id: str) -> Optional[str]:
+        """iPaaS.com's integration: an iPaaS record whose id (or the named field) is a BC record's key is that record."""
+        value = record.get(self.collection.link_when_key_equals)
+        if value in (None, ""):
+            return None
+        [key] = [k for k in self.entity.keys if k != "Document_Type"]
+        code = "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in str(value).strip())  # a Code key
+        found = self._get_or_none(self.entity.service, {key: code}) if code else None
+        if found is None:
+            return None
+        bc_key = self.entity.external_id(found)
+        state.save_links(self.engine, self.collection.table, [(bc_key, ipaas_id)])
+        self._links(self.collection.table)[ipaas_id] = bc_key
+        self.ipaas.link(self.collection.table, bc_key, ipaas_id)
+        return bc_key
+
     def _existing_key(self, keys: dict[str, Any]) -> Optional[str]:
         """The BC record with these values: a key read when they are its key, else a filtered read."""
         if set(keys) <= set(self.entity.keys):
@@ -220,7 +238,8 @@ class BcWriter:
 
     def _create(self, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> str:
         c = self.collection
-        [add_only], _ = self._map(c.add_only_fields, [], [_flatten(record)]) if c.add_only_fields else ([{}], [None])
+        add_only_rules = c.add_only_rules()
+        [add_only], _ = self._map(add_only_rules, [], [_flatten(record)]) if add_only_rules else ([{}], [None])
         body = {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
 
         def find() -> Optional[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from bc_pipeline.catalog import ENTITIES
 from bc_pipeline.doctor import diagnose, render
 from bc_pipeline.settings import load_settings
 
@@ -11,7 +12,8 @@ pytestmark = pytest.mark.e2e
 def test_a_healthy_setup_passes_every_check(world):
     findings = diagnose(load_settings())
     assert [f.check for f in findings][:4] == ["settings", "token", "environment", "company"]
-    assert len([f for f in findings if f.check.startswith("service ")]) == 8
+    assert len([f for f in findings if f.check.startswith("service ")]) == len(ENTITIES)
+    assert {f.check for f in findings} >= {"add defaults of company_from_ipaas", "add defaults of customer_from_ipaas"}
     assert all(f.ok for f in findings), render(findings)
     assert render(findings).endswith(f"all {len(findings)} checks ok")
 
@@ -84,3 +86,26 @@ def test_an_unreachable_api_url_is_blamed_on_the_api_url(world, monkeypatch):
         findings = diagnose(load_settings())
     assert (findings[-1].check, findings[-1].ok) == ("Business Central", False)
     assert "BC_API_URL" in findings[-1].fix and "BC_AUTHORITY_HOST" not in findings[-1].fix
+
+
+def test_an_add_default_the_company_lacks_is_named_with_its_file_and_setup_page(world, tmp_path, monkeypatch):
+    from bc_pipeline.mapping import registry
+    from bc_pipeline.mapping.collection import COLLECTIONS_DIR, load_collections
+
+    folder = tmp_path / "collections"
+    folder.mkdir()
+    for path in COLLECTIONS_DIR.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "customer_from_ipaas.yaml":
+            text = text.replace("tax_area_code: IL-1", "tax_area_code: ATLANTIS")
+        (folder / path.name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(registry, "all_collections", lambda: load_collections(folder))
+    world.handle.set_faults({"action": "unpublish", "service": "PaymentTerms"})
+
+    failed = [f for f in diagnose(load_settings()) if not f.ok]
+    assert [f.check for f in failed] == ["add defaults of company_from_ipaas", "add defaults of customer_from_ipaas"]
+    company, customer = failed
+    assert "payment_terms_code '30 DAYS' cannot be checked" in company.detail
+    assert "publish Page 4 Payment Terms as web service PaymentTerms" in company.fix
+    assert "add_defaults.tax_area_code 'ATLANTIS' is not a Tax Area of the company" in customer.detail
+    assert "customer_from_ipaas.yaml" in customer.fix and "Tax Area List (page 469)" in customer.fix

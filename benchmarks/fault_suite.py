@@ -246,13 +246,17 @@ def line_key(line: dict[str, Any]) -> Any:
 
 
 def bc_truth(handle) -> collections.Counter:
-    """What Business Central says must be in iPaaS.com: released orders, their tracking, every item."""
+    """What Business Central says must be in iPaaS.com: released orders, posted invoices, their tracking, every item."""
     orders = handle.records("SalesOrders")
     keys: collections.Counter = collections.Counter()
     keys.update(("Transaction", o["No"]) for o in orders if o["Status"] == "Released")
     keys.update(("Tracking", o["No"], o["Package_Tracking_No"].strip()) for o in orders
                 if o["Status"] == "Released" and (o.get("Package_Tracking_No") or "").strip())
     keys.update(("Product", i["No"]) for i in handle.records("ItemCard"))
+    invoices = handle.records("PostedSalesInvoices")  # every posted invoice, as an Invoice transaction
+    keys.update(("Transaction", i["No"]) for i in invoices)
+    keys.update(("Tracking", i["No"], i["Package_Tracking_No"].strip()) for i in invoices
+                if (i.get("Package_Tracking_No") or "").strip())
     return keys
 
 

@@ -21,6 +21,8 @@ ENDPOINTS: dict[str, tuple[str, str, str, str]] = {
     "Customer Category": ("customers", "Customer/Category", "Customer/Category/{id}", "Customer/Categories"),  # assumed
     "Product": ("products", "Catalog/Product", "Catalog/Product/{id}", "Catalog/Products"),
     "Product Inventory": ("products", "Catalog/Product/Inventory", "Catalog/Product/Inventory/{id}", "Catalog/Product/Inventories"),
+    # Template: GET v2/Catalog/Category/{id} (CatalogCategoryResponse); create and list assumed
+    "Product Category": ("products", "Catalog/Category", "Catalog/Category/{id}", "Catalog/Categories"),
     "Location": ("products", "Catalog/Location", "Catalog/Location/{id}", "Catalog/Locations"),
     "Shipping Method": ("transactions", "ShippingMethod", "ShippingMethod/{id}", "ShippingMethods"),  # create/item assumed
     "Transaction": ("transactions", "Transaction", "Transaction/{id}", "Transactions"),
@@ -41,6 +43,7 @@ TABLE_DOMAINS: dict[str, str] = {
     "product": "products",
     "product variant": "products",
     "product inventory": "products",
+    "product category": "products",
     "shipping method": "transactions",
     "transaction": "transactions",
     "transaction line": "transactions",

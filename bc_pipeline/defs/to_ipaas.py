@@ -10,7 +10,7 @@ from bc_pipeline.defs.extract import extract_asset_key, materialization_to_check
 from bc_pipeline.defs.lineage import run_lineage
 from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.defs.run_report import build_run_report
-from bc_pipeline.loading import Loader
+from bc_pipeline.missing_references import load_collection
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import parents_of, to_ipaas_collections
 from bc_pipeline.state import watermarks
@@ -114,7 +114,8 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         client = ipaas.client(subscription, counter)
         engine = subscription.state_engine()
         try:
-            report = Loader(client, engine, collection).load(records, run_id=context.run.run_id)
+            report = load_collection(client, engine, collection, records, run_id=context.run.run_id,
+                                     bc_factory=lambda: subscription.business_central(counter))
         finally:
             client.close()
         # A watermark moves only with the data it describes: this run's extract (or the one of the run it

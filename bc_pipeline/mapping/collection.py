@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bc_pipeline.catalog import BY_NAME, Entity
 from bc_pipeline.ipaas_models import MODEL_FIELDS, REQUIRED_FIELDS
+from bc_pipeline.mapping.add_defaults import ADD_DEFAULTS, check_add_defaults
 
 COLLECTIONS_DIR = Path(__file__).parent / "collections"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -58,6 +59,10 @@ class Reference(_Strict):
 
     table: str
     required: bool = False
+    # TO iPaaS: a key not linked yet is first created (or linked) through the collection loading `table`, with
+    # its find-before-create, then this record is sent with its id (iPaaS.com's own integration does so for
+    # inventory's location; a category's parent).
+    create_missing: bool = False
 
 
 Transform = Union[str, dict[str, Any]]
@@ -75,6 +80,8 @@ class FieldRule(_Strict):
     reference: Optional[Reference] = None
     default: Any = None
     type: Optional[str] = None
+    # The value becomes a one-item list of objects, e.g. a product's `categories: [{category_id: 12}]`; [] when empty.
+    as_list_item: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -207,6 +214,12 @@ class MappingCollection(_Strict):
     sums_from_children: dict[str, str] = Field(default_factory=dict)
     # FROM_IPAAS only: BC fields set when the record is created and left alone on update.
     add_only_fields: dict[str, FieldRule] = Field(default_factory=dict)
+    # FROM_IPAAS only: the documented setup codes a new BC record gets (mapping/add_defaults.py), e.g.
+    # payment_terms_code: 30 DAYS; checked here for shape and by `bc-pipeline doctor` against the company.
+    add_defaults: dict[str, Any] = Field(default_factory=dict)
+    # FROM_IPAAS only: an unlinked iPaaS.com record whose value of this field equals an existing BC record's key
+    # (e.g. `id` and a customer's No) is linked to it instead of creating another.
+    link_when_key_equals: Optional[str] = None
     after: list[str] = Field(default_factory=list)  # collections (by name) to load first, beyond references
     source_file: Optional[str] = Field(None, exclude=True)
 
@@ -225,6 +238,12 @@ class MappingCollection(_Strict):
     def source_entities(self) -> list[str]:
         """TO iPaaS: the catalog entities the collection reads, its own source first, then its children's."""
         return list(dict.fromkeys([self.source, *(child.source for child in self.children)]))
+
+    def add_only_rules(self) -> dict[str, FieldRule]:
+        """What a create sets beyond `fields`: add_only_fields, then each add default in its BC field."""
+        specs = ADD_DEFAULTS.get(self.target_model, {})
+        defaults = {specs[k].field: FieldRule(value=v) for k, v in self.add_defaults.items() if k in specs}
+        return {**self.add_only_fields, **defaults}
 
     def referenced_tables(self) -> set[str]:
         tables = {r.reference.table for r in self._all_rules() if r.reference}
@@ -275,6 +294,18 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
 
     check(c.fields, c.source, entity, ("fields",))
     check(c.add_only_fields, c.source, entity, ("add_only_fields",))
+    if c.add_defaults:
+        problems += [(("add_defaults",) + ((key,) if key else ()), message)
+                     for key, message in check_add_defaults(c.target_model, c.add_defaults)]
+        specs = ADD_DEFAULTS.get(c.target_model, {})
+        for key in c.add_defaults:
+            if key in specs and specs[key].field in c.add_only_fields:
+                problems.append((("add_only_fields", specs[key].field),
+                                 f"{specs[key].field} is set by add_defaults.{key}: set it in one place"))
+    if c.link_when_key_equals and c.link_when_key_equals not in MODEL_FIELDS[c.source] + ("id",):
+        problems.append((("link_when_key_equals",), f"{c.source} has no field {c.link_when_key_equals!r}"))
+    if c.link_when_key_equals and len([k for k in entity.keys if k != "Document_Type"]) != 1:
+        problems.append((("link_when_key_equals",), f"{entity.service} has no single key to compare with"))
     problems += _check_external_id(c.external_id, entity, ("external_id",), f"of {entity.service} in the catalog")
     for i, rule in enumerate(c.filter):
         if rule.field not in MODEL_FIELDS[c.source]:
@@ -295,6 +326,9 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
     if c.direction is Direction.FROM_IPAAS:
         return _check_from_ipaas(c)
     problems: list[tuple[tuple, str]] = []
+    for name in ("add_only_fields", "add_defaults", "link_when_key_equals"):
+        if getattr(c, name):
+            problems.append(((name,), f"{name} is for FROM_IPAAS collections (what a new BC record gets)"))
     entity = BY_NAME.get(c.source)
     if entity is None:
         return [(("source",), f"unknown source entity {c.source!r}; known: {', '.join(BY_NAME)}")]

@@ -24,6 +24,8 @@ class MappedRecord:
     children: dict[str, list[str]] = field(default_factory=dict)  # child table → child external ids, in order
     parent_id: Optional[str] = None
     match_value: Optional[str] = None
+    # References marked create_missing whose key is not linked yet: {field, table, key, error}.
+    missing_references: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _is_empty(series: pd.Series) -> pd.Series:
@@ -139,6 +141,9 @@ def evaluate(rule: FieldRule, frame: pd.DataFrame, links: LinkLookup) -> tuple[p
         series = _cast(series, rule.type)
     if rule.default is not None:
         series = series.where(~_is_empty(series), rule.default)
+    if rule.as_list_item:
+        key = rule.as_list_item
+        series = series.map(lambda v: [] if _plain_text(_to_python(v)) == "" else [{key: _to_python(v)}])
     return series, errors
 
 
@@ -228,6 +233,21 @@ def _map_children(child: Child, frame: pd.DataFrame, links: LinkLookup) -> dict[
     return grouped
 
 
+def _note_missing(target: str, rule: FieldRule, frame: pd.DataFrame, links: LinkLookup,
+                  records: list[MappedRecord]) -> None:
+    """Remember the keys a create_missing reference could not resolve, so the load can create them first."""
+    plain = rule.model_copy(update={"reference": None, "type": None, "default": None, "as_list_item": None})
+    keys = evaluate(plain, frame, links)[0].map(_plain_text).tolist()
+    table = links(rule.reference.table)
+    label = rule.source or rule.template
+    for record, key in zip(records, keys):
+        if key and table.get(key) is None:
+            error = (f"{label} {key!r} is not linked in iPaaS.com table {rule.reference.table!r} yet (sync it first)"
+                     if rule.reference.required else None)
+            record.missing_references.append({"field": target, "table": rule.reference.table, "key": key,
+                                              "error": error})
+
+
 def apply_collection(
     collection: MappingCollection,
     frame: pd.DataFrame,
@@ -260,6 +280,9 @@ def apply_collection(
         MappedRecord(external_id=e, payload=p, error=err, parent_id=pid)
         for e, p, err, pid in zip(external_ids, payloads, errors, parent_ids)
     ]
+    for target, rule in collection.fields.items():
+        if rule.reference is not None and rule.reference.create_missing:
+            _note_missing(target, rule, frame, links, records)
     for child in collection.children:
         child_frame = (child_frames or {}).get(child.source, pd.DataFrame())
         grouped = _map_children(child, child_frame, links)

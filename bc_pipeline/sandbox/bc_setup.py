@@ -1,4 +1,4 @@
-"""The sandbox company's setup codes: tables BC relates fields to but the sandbox does not publish as services."""
+"""The sandbox company's setup codes: tables BC relates fields to; a few are published as services (SETUP_SERVICES)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,16 @@ SETUP_CODES: dict[str, frozenset[str]] = {
     "VAT Product Posting Group": frozenset(("FULL NORM", "NO VAT", "REDUCED", "SERVICES", "STANDARD", "ZERO")),
     "Inventory Posting Group": frozenset(("FINISHED", "RAW MAT", "RESALE")),
     "Tax Group": frozenset(("FURNITURE", "LABOR", "MATERIALS", "NONTAXABLE", "SUPPLIES", "TAXABLE")),
+    # The sandbox company's tax areas: "<state>-<n>", as seed.py gives its US customers.
+    "Tax Area": frozenset(f"{state}-{n}" for state in ("AZ", "CO", "FL", "GA", "ID", "IL", "MA", "MI", "MN", "MO",
+                                                       "NC", "NM", "OH", "OR", "TN", "TX", "UT", "WA")
+                          for n in range(1, 10)),
 }
+# Setup tables published as web services (Code and Description), so `bc-pipeline doctor` can check a collection's
+# add_defaults: service name -> (page id, table). Names as mapping/add_defaults.py suggests them.
+SETUP_SERVICES = {"PaymentTerms": (4, "Payment Terms"), "GenBusinessPostingGroups": (312, "Gen. Business Posting Group"),
+                  "CustomerPostingGroups": (110, "Customer Posting Group"), "TaxAreas": (469, "Tax Area")}
 # Related tables the sandbox serves: the service holding their records (keyed by the related field alone).
 RELATED_SERVICES = {"Customer": "CustomerCard", "Item": "ItemCard", "Location": "Locations",
-                    "Shipping Agent": "ShippingAgents", "Customer Price Group": "CustomerPriceGroups"}
+                    "Shipping Agent": "ShippingAgents", "Customer Price Group": "CustomerPriceGroups",
+                    "Item Category": "ItemCategoryCard"}

@@ -31,6 +31,13 @@ ALL_SERVICES = (
     "SalesOrderLines",
     "Itemsbylocation",
     "CustomerPriceGroups",
+    "PostedSalesInvoices",
+    "PostedSalesInvoiceLines",
+    "ItemCategoryCard",
+    "PaymentTerms",
+    "GenBusinessPostingGroups",
+    "CustomerPostingGroups",
+    "TaxAreas",
 )
 
 ITEMS_BY_LOCATION_COLUMNS = (

@@ -22,7 +22,7 @@ TABLES: dict[str, tuple[str, Optional[tuple[str, ...]]]] = {
     "location": ("products", ("Location",)),
     "product": ("products", ("Product",)),
     "Product Variant": ("products", None),
-    "Product Category": ("products", None),
+    "Product Category": ("products", ("Product Category",)),
     "product inventory": ("products", ("Product Inventory",)),
     "shipping method": ("transactions", ("Shipping Method",)),
     "Payment Method": ("transactions", None),

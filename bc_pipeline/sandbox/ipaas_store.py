@@ -68,17 +68,22 @@ MODELS: dict[str, Model] = {m.name: m for m in (
           ("parent_id", "location_id", "qty_on_hand", "qty_available", "cost") + _DATES,
           required=("parent_id", "location_id"), indexed=("parent_id",),
           refs={"parent_id": ("Product",), "location_id": ("Location",)}),
+    # Template CatalogCategoryResponse: name, description, parent_id, category_sets
+    Model("Product Category", "products", "Product Category", ("name", "description", "parent_id", "category_sets")
+          + _DATES, required=("name",), lists=("category_sets",), indexed=("name",),
+          refs={"parent_id": ("Product Category",)}),
     Model("Location", "products", "location", ("name", "description", "location_groups") + _DATES,
           required=("name",), lists=("location_groups",), unique=(("name", True),), indexed=("name",)),
     Model("Shipping Method", "transactions", "shipping method", ("name", "description") + _DATES,
           required=("name",), unique=(("name", True),), indexed=("name",)),
     Model("Transaction", "transactions", "transaction",
-          ("system_id", "transaction_number", "customer_id", "email_address", "type", "status",
+          ("system_id", "transaction_parent_id", "transaction_number", "customer_id", "email_address", "type", "status",
            "discount_amount", "tax_amount", "shipping_amount", "subtotal", "total", "total_qty",
            "lines", "taxes", "payments", "tracking", "addresses", "notes") + _DATES,
           required=("transaction_number", "type", "status"),
           lists=("lines", "taxes", "payments", "tracking", "addresses", "notes"),
-          indexed=("transaction_number", "email_address"), refs={"customer_id": CUSTOMER_KINDS},
+          indexed=("transaction_number", "email_address"),
+          refs={"customer_id": CUSTOMER_KINDS, "transaction_parent_id": ("Transaction",)},
           enums={"type": TRANSACTION_TYPES, "status": TRANSACTION_STATUSES}),
 )}
 
@@ -215,6 +220,11 @@ class Store(LinkIndex):
                      and (not case_sensitive or self.records[m.name][i][f] == v)]
             if clash:
                 raise ApiError(400, f"a {m.name} with {f} {v!r} already exists (id {clash[0]})", f)
+        if m.name == "Product":  # categories: [{category_id, category_name}] (Template CategoryAssignmentResponse)
+            for n, assigned in enumerate(rec["categories"] or []):
+                if not isinstance(assigned, dict) or not self.exists(("Product Category",), assigned.get("category_id")):
+                    raise ApiError(400, f"categories[{n}].category_id does not name a Product Category",
+                                   f"categories[{n}].category_id")
         if m.name == "Product Inventory":
             twins = [i for i in self.find(m, "parent_id", rec["parent_id"]) if i != own_id
                      and str(self.records[m.name][i]["location_id"]) == str(rec["location_id"])]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .bc_setup import SETUP_SERVICES
 from .config import ITEMS_BY_LOCATION_COLUMNS
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -17,7 +18,7 @@ DATE_FIELDS = {
     "Requested_Delivery_Date", "Promised_Delivery_Date", "Pmt_Discount_Date", "Shipment_Date",
     "Prepayment_Due_Date", "Prepmt_Pmt_Discount_Date", "Planned_Delivery_Date", "Planned_Shipment_Date",
     "FA_Posting_Date", "Last_Phys_Invt_Date", "Last_Counting_Period_Update", "Next_Counting_Start_Date",
-    "Next_Counting_End_Date", "ExpirationDate",
+    "Next_Counting_End_Date", "ExpirationDate", "Promised_Pay_Date",
 }
 INT_FIELDS = {
     "Priority", "Last_Statement_No", "No_of_Archived_Versions", "Line_No", "Attached_to_Line_No",
@@ -46,7 +47,7 @@ DEC_FIELDS = {
     "Qty_to_Assign", "Item_Charge_Qty_to_Handle", "Qty_Assigned", "Whse_Outstanding_Qty",
     "Whse_Outstanding_Qty_Base", "ATO_Whse_Outstanding_Qty", "ATO_Whse_Outstd_Qty_Base", "Units_per_Parcel",
     "Invoice_Discount_Amount", "Invoice_Disc_Pct", "Total_Amount_Excl_VAT", "Total_VAT_Amount",
-    "Total_Amount_Incl_VAT",
+    "Total_Amount_Incl_VAT", "VAT_Percent",
     # Items by Location
     "QtyPerUnitOfMeasure", "RemainingQuantity", "ReservedQuantity",
 }
@@ -64,6 +65,7 @@ BOOL_FIELDS = {
     "Compress_Prepayment", "EU_3_Party_Trade", "Drop_Shipment", "Special_Order", "Nonstock",
     "Substitution_Available", "SalesPriceExist", "SalesLineDiscExists", "Allow_Item_Charge_Assignment",
     "Use_Duplication_List", "Depr_until_FA_Posting_Date", "Print_Statements",
+    "Cancelled", "Corrective", "Closed",  # Posted Sales Invoice
 }
 # Options/enums: their value when nothing was chosen (BC writes a blank option as "_blank_").
 ENUM_DEFAULTS = {
@@ -88,6 +90,7 @@ OVERRIDES: dict[str, dict[str, tuple[str, Any]]] = {
     "CustomerCard": {"Blocked": ("enum", "_blank_")},  # Customer.Blocked is an option: " ", Ship, Invoice, All
     "ItemCard": {"Blocked": ("bool", False)},
     "SalesOrderLines": {"Type": ("enum", "Item")},
+    "PostedSalesInvoiceLines": {"Type": ("enum", "Item")},
 }
 # The values each option/enum field accepts (its AL members, " " written "_blank_" as BC's OData does); the
 # members are the captions the seed uses, e.g. "Non-Inventory", "Charge (Item)".
@@ -131,6 +134,7 @@ OPTION_VALUES: dict[str, tuple[str, ...]] = {
 SERVICE_OPTION_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "CustomerCard": {"Blocked": (_BLANK, "Ship", "Invoice", "All")},
     "SalesOrderLines": {"Type": _LINE_TYPES},
+    "PostedSalesInvoiceLines": {"Type": _LINE_TYPES},
 }
 
 _LENGTH = re.compile(r"^(?:Code|Text)\[(\d+)\]$")
@@ -186,7 +190,13 @@ PAGE_SERVICES = {
     "SalesOrders": ("SalesOrder.tsv", 42, "Sales Header", ("Document_Type", "No"), ("Date_Filter",)),
     "SalesOrderLines": ("SalesOrderSubform.tsv", 46, "Sales Line", ("Document_Type", "Document_No", "Line_No"), ()),
     "CustomerPriceGroups": ("CustomerPriceGroups.tsv", 7, "Customer Price Group", ("Code",), ()),
+    "PostedSalesInvoices": ("PostedSalesInvoice.tsv", 132, "Sales Invoice Header", ("No",), ()),
+    "PostedSalesInvoiceLines": ("PostedSalesInvoiceSubform.tsv", 133, "Sales Invoice Line", ("Document_No", "Line_No"),
+                                ()),
+    "ItemCategoryCard": ("ItemCategoryCard.tsv", 5733, "Item Category", ("Code",), ()),
 }
+# Posted documents: BC refuses inserts and changes through their pages (InsertAllowed = false, Editable = false).
+READ_ONLY_SERVICES = {"PostedSalesInvoices", "PostedSalesInvoiceLines"}
 # Tenant extension fields: their AL types are unknown, so they are written as text, unchecked.
 CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code")}
 KEY_CAPTIONS = {"No": "No.", "Code": "Code", "Document_Type": "Document Type", "Document_No": "Document No.",
@@ -285,7 +295,11 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
             fields.append("SystemModifiedAt")
             captions["SystemModifiedAt"] = "SystemModifiedAt"
             page.append(PageField("SystemModifiedAt", "SystemModifiedAt", *SYSTEM_FIELDS["SystemModifiedAt"]))
-        services[name] = _service(name, "Page", object_id, table, keys, fields, captions, flow, page=page)
+        services[name] = _service(name, "Page", object_id, table, keys, fields, captions, flow,
+                                  writable=name not in READ_ONLY_SERVICES, page=page)
+    for name, (object_id, table) in SETUP_SERVICES.items():
+        services[name] = _service(name, "Page", object_id, table, ("Code",), ["Code", "Description"],
+                                  {"Code": "Code", "Description": "Description"}, writable=False)
     columns = list(dict.fromkeys(itemsbylocation_columns))
     services["Itemsbylocation"] = _service("Itemsbylocation", "Query", 2554, "Items by Location", (), columns,
                                            {c: c for c in columns}, writable=False)

@@ -522,6 +522,13 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
             inv_rows.extend(rows)
             total += remaining
         row[inv_i] = row[inv_nf] = total
+    # Documents and tables added later draw from random streams of their own: the rows above stay as they were.
+    from .seed_invoices import generate_posted_invoices
+    from .seed_item_categories import generate_item_categories, generate_setup_tables
+
+    generate_posted_invoices(services, out, seed=seed)
+    generate_item_categories(services, out)
+    generate_setup_tables(services, out)
     return out
 
 

@@ -30,6 +30,7 @@ SCOPE_COLLECTIONS: dict[str, tuple[Optional[str], Optional[str]]] = {
     "customer/category": ("Dynamics Customer Category Add/Update to iPaaS", None),
     "product": ("Dynamics Product Add/Update to iPaaS", "Dynamics Product Add/Update From iPaaS"),
     "product/inventory": ("Dynamics Product Inventory Add/Update to iPaaS", None),
+    "product/category": ("Dynamics Product Category Add/Update to iPaaS", None),
     "transaction": ("Dynamics Sales Order Add/Update to iPaaS", "Dynamics Sales Order Add/Update From iPaaS"),
     "transaction/tracking": ("Dynamics Transaction Tracking Add/Update to iPaaS", None),
     "location": ("Dynamics Location Add/Update to iPaaS", None),
@@ -44,6 +45,7 @@ BC_ENTITY_SCOPES: dict[str, tuple[str, ...]] = {
     "items": ("product",),
     "salesorders": ("transaction",),
     "locations": ("location",),
+    "itemcategories": ("product/category",),
 }
 BC_CHANGE_TYPES = ("created", "updated", "deleted", "collection")
 _BC_RESOURCE = re.compile(r"companies\(([^()/]*)\)/([A-Za-z][A-Za-z0-9]*)(?:\(([^()/]*)\))?/?$")

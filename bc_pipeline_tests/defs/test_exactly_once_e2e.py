@@ -46,9 +46,15 @@ def _tracked(world) -> set[str]:
 
 def _delivered_everything(world) -> None:
     transactions = world.ipaas_records("Transaction")
-    assert {t["transaction_number"] for t in transactions} == _released(world)
-    with_tracking = {t["transaction_number"] for t in transactions if t.get("tracking")}
+    orders = [t for t in transactions if t["type"] == "Order"]
+    assert {t["transaction_number"] for t in orders} == _released(world)
+    with_tracking = {t["transaction_number"] for t in orders if t.get("tracking")}
     assert with_tracking == _tracked(world)
+    invoices = world.handle.records("PostedSalesInvoices")
+    sent = [t for t in transactions if t["type"] == "Invoice"]
+    assert {t["transaction_number"] for t in sent} == {i["No"] for i in invoices}
+    assert {t["transaction_number"] for t in sent if t.get("tracking")} == {
+        i["No"] for i in invoices if i["Package_Tracking_No"]}
     assert {p["sku"] for p in world.ipaas_records("Product")} == {i["No"] for i in world.handle.records("ItemCard")}
     assert _duplicates(world) == {}
 

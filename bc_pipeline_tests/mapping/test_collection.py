@@ -36,7 +36,9 @@ def test_the_shipped_collections_load_and_are_named_as_ipaas_names_them():
     names = set(load_collections())
     assert "Dynamics Company Add/Update to iPaaS" in names
     assert "Dynamics Sales Order Add/Update to iPaaS" in names
-    assert len([n for n in names if n.endswith("to iPaaS")]) == 9
+    assert "Dynamics Sales Invoice Add/Update to iPaaS" in names
+    assert "Dynamics Product Category Add/Update to iPaaS" in names
+    assert len([n for n in names if n.endswith("to iPaaS")]) >= 12
 
 
 def test_no_stays_a_string_not_a_yaml_boolean(tmp_path):
@@ -129,3 +131,42 @@ def test_a_from_ipaas_external_id_is_checked_against_the_business_central_entity
 def test_an_external_id_placeholder_the_catalog_does_not_extract_is_named(tmp_path):
     message = _refusal(tmp_path, VALID.replace('"{Code}"', '"{Cdoe}"'))
     assert message == "collection.yaml, line 6, external_id: 'Cdoe' is not a field extracted from Locations"
+
+
+def _customer_from_ipaas(**replace) -> str:
+    from bc_pipeline.mapping.collection import COLLECTIONS_DIR
+
+    text = (COLLECTIONS_DIR / "customer_from_ipaas.yaml").read_text(encoding="utf-8")
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_add_defaults_are_documented_keys_set_on_add_in_their_bc_fields(tmp_path):
+    collection = load_collection(_write(tmp_path, _customer_from_ipaas()))
+    rules = collection.add_only_rules()
+    assert {k: r.value for k, r in rules.items()} == {
+        "Gen_Bus_Posting_Group": "DOMESTIC", "Customer_Posting_Group": "DOMESTIC", "Payment_Terms_Code": "30 DAYS",
+        "Tax_Area_Code": "IL-1"}
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("  tax_area_code: IL-1", "  tax_areas: IL-1", "unknown add default 'tax_areas'; documented: gen_bus_posting_group"),
+    ("payment_terms_code: 30 DAYS", "payment_terms_code: 30 days",
+     "Business Central stores codes upper case; write '30 DAYS'"),
+    ("payment_terms_code: 30 DAYS", "payment_terms_code: THIRTY DAYS NET",
+     "longer than a Payment Terms code (at most 10)"),
+    ("tax_area_code: IL-1", "tax_area_code: ''", "tax_area_code is a Tax Area code: a non-empty text"),
+    ("tax_area_code: IL-1", "tax_area_code: 12", "tax_area_code is a Tax Area code"),
+])
+def test_a_wrong_add_default_is_refused_with_its_line(tmp_path, old, new, message):
+    refusal = _refusal(tmp_path, _customer_from_ipaas(**{old: new}))
+    assert message in refusal and "collection.yaml, line" in refusal and "add_defaults" in refusal
+
+
+def test_an_add_default_set_twice_and_add_defaults_on_a_to_ipaas_collection_are_refused(tmp_path):
+    twice = _customer_from_ipaas(**{"add_defaults:": "add_only_fields:\n  Tax_Area_Code: {value: GA-1}\nadd_defaults:"})
+    assert "Tax_Area_Code is set by add_defaults.tax_area_code: set it in one place" in _refusal(tmp_path, twice)
+    to_ipaas = VALID + "add_defaults: {payment_terms_code: 30 DAYS}\n"
+    assert "add_defaults is for FROM_IPAAS collections" in _refusal(tmp_path, to_ipaas)

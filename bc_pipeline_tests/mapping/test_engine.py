@@ -91,3 +91,28 @@ def test_only_released_orders_go_with_their_lines_and_totals():
     assert [ln["sequence_number"] for ln in order.payload["lines"]] == [10000, 30000]
     assert order.children["Transaction Line"] == ["101005|10000", "101005|30000"]
     assert (order.payload["subtotal"], order.payload["total_qty"]) == (12.5, 3.0)
+
+
+def test_a_products_category_is_a_one_item_list_and_an_unlinked_one_is_noted_for_creation():
+    collection = to_ipaas_collections()["product_to_ipaas"]
+    base = {"Description": "LED", "Description_2": "", "Type": "Inventory", "Blocked": False, "Unit_Price": 1.0,
+            "Tax_Group_Code": "", "Net_Weight": 0, "Base_Unit_of_Measure": "EA", "GTIN": ""}
+    frame = pd.DataFrame([{**base, "No": "1", "Item_Category_Code": "LED"},
+                          {**base, "No": "2", "Item_Category_Code": "CAFÉ LAMPS"},
+                          {**base, "No": "3", "Item_Category_Code": ""}])
+    linked = {"Product Category": {"LED": "12"}}
+    first, second, third = apply_collection(collection, frame, lambda t: linked.get(t, {}))
+    assert first.payload["categories"] == [{"category_id": "12"}] and first.missing_references == []
+    assert second.payload["categories"] == [] and second.error is None
+    assert second.missing_references == [{"field": "categories", "table": "Product Category", "key": "CAFÉ LAMPS",
+                                          "error": None}]
+    assert third.payload["categories"] == [] and third.missing_references == []
+
+
+def test_inventory_at_an_unlinked_location_waits_with_its_error_and_the_location_to_create():
+    collection = to_ipaas_collections()["product_inventory_to_ipaas"]
+    frame = pd.DataFrame([{"ItemNo": "10000", "LocationCode": "O'HARE", "VariantCode": "", "RemainingQuantity": 4.0}])
+    [record] = apply_collection(collection, frame, links)
+    assert record.error == "LocationCode \"O'HARE\" is not linked in iPaaS.com table 'location' yet (sync it first)"
+    assert record.missing_references == [{"field": "location_id", "table": "location", "key": "O'HARE",
+                                          "error": record.error}]

@@ -257,3 +257,30 @@ def test_table_pages_in_key_order_and_survives_inserts(data):
     rest = [k for k, _ in table.iter_from(first[-1])]
     assert ("C00001",) not in rest and not set(first) & set(rest)
     assert len(first) + len(rest) == len(data["CustomerCard"])
+
+
+def test_posted_invoices_come_from_the_orders_invoiced_lines_and_a_few_from_elsewhere(data):
+    invoices = as_dicts("PostedSalesInvoices", data["PostedSalesInvoices"])
+    lines = as_dicts("PostedSalesInvoiceLines", data["PostedSalesInvoiceLines"])
+    orders = {o["No"] for o in as_dicts("SalesOrders", data["SalesOrders"])}
+    order_lines = as_dicts("SalesOrderLines", data["SalesOrderLines"])
+    invoiced = {(ln["Document_No"], ln["No"], ln["Quantity_Invoiced"]) for ln in order_lines if ln["Quantity_Invoiced"]}
+    by_invoice = Counter(ln["Document_No"] for ln in lines)
+    assert set(by_invoice) == {i["No"] for i in invoices} and max(by_invoice.values()) >= 3
+    from_orders = {i["No"]: i["Order_No"] for i in invoices if i["Order_No"] in orders}
+    assert {(from_orders[ln["Document_No"]], ln["No"], ln["Quantity"]) for ln in lines
+            if ln["Document_No"] in from_orders} == invoiced
+    others = [i for i in invoices if i["No"] not in from_orders]
+    assert any(not i["Order_No"] for i in others) and any(i["Order_No"] for i in others)
+    assert all(i["No"].startswith("PS-INV") for i in invoices)
+    assert any("'" in i["Sell_to_Customer_Name"] or not i["Sell_to_Customer_Name"].isascii() for i in invoices)
+
+
+def test_item_categories_form_a_tree_holding_every_items_category(data):
+    categories = {c["Code"]: c for c in as_dicts("ItemCategoryCard", data["ItemCategoryCard"])}
+    assert all(not c["Parent_Category"] or c["Parent_Category"] in categories for c in categories.values())
+    grandchildren = [c for c in categories.values()
+                     if c["Parent_Category"] and categories[c["Parent_Category"]]["Parent_Category"]]
+    assert grandchildren
+    used = {i["Item_Category_Code"] for i in as_dicts("ItemCard", data["ItemCard"])} - {""}
+    assert used and used <= set(categories)

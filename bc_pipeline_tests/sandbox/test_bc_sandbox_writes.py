@@ -125,7 +125,9 @@ def test_option_members_are_accepted(sb, s):
     ("ItemCard", "Gen_Prod_Posting_Group", "Gen. Prod. Posting Group", "Gen. Product Posting Group"),
     ("ItemCard", "Inventory_Posting_Group", "Inventory Posting Group", "Inventory Posting Group"),
     ("ItemCard", "VAT_Prod_Posting_Group", "VAT Prod. Posting Group", "VAT Product Posting Group"),
-    ("ItemCard", "Tax_Group_Code", "Tax Group Code", "Tax Group")])
+    ("ItemCard", "Tax_Group_Code", "Tax Group Code", "Tax Group"),
+    ("CustomerCard", "Tax_Area_Code", "Tax Area Code", "Tax Area"),
+    ("ItemCard", "Item_Category_Code", "Item Category Code", "Item Category")])
 def test_a_code_missing_from_its_related_table_is_refused_naming_field_value_and_table(sb, s, service, field, caption,
                                                                                       table):
     key = sb.records(service)[0]["No"]
@@ -316,3 +318,11 @@ def test_every_seeded_option_is_a_member_and_every_seeded_code_exists_in_its_rel
                 assert value in known, (name, f, value, table)
             for f in svc.code_fields:
                 assert row[svc.index[f]] == code_upper(row[svc.index[f]]), (name, f)
+
+
+@pytest.mark.parametrize("service", ["PostedSalesInvoices", "PostedSalesInvoiceLines"])
+def test_a_posted_invoice_cannot_be_inserted_through_its_page(sb, s, service):
+    before = len(sb.records(service))
+    r = s.post(sb.company_url(service), json={"No": "PS-INV999999", "Document_No": "PS-INV999999", "Line_No": 10000})
+    assert r.status_code >= 400
+    assert len(sb.records(service)) == before
