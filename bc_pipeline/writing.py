@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME, Entity
-from bc_pipeline.clients.business_central import BusinessCentralClient
+from bc_pipeline.clients.business_central import MAX_BATCH_OPERATIONS, BusinessCentralClient
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
@@ -25,6 +25,7 @@ from bc_pipeline.state import records as state
 log = logging.getLogger(__name__)
 
 LINE_NO_STEP = 10_000
+MATCHES_PER_QUERY = 20  # values per `F eq 'a' or F eq 'b' …` read: short enough for any URL limit
 
 
 class WriteFailed(PipelineError):
@@ -82,6 +83,8 @@ class BcWriter:
         self.entity: Entity = BY_NAME[collection.target_model]
         self._reverse: dict[str, dict[str, str]] = {}
         self._header: Optional[dict[str, Any]] = None  # the BC record last read before an update
+        self._records: dict[str, Optional[dict[str, Any]]] = {}  # iPaaS records read ahead, until written
+        self._matches: dict[str, list[str]] = {}  # match value (casefolded) → BC keys, read for many at once
 
     def _links(self, table: str) -> dict[str, str]:
         """iPaaS id → BC key, from the cached links (references point the other way on the way back)."""
@@ -100,7 +103,9 @@ class BcWriter:
         hashes = state.hashes(self.engine, self.collection.slug)
         retried = [d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)] \
             if retry_dead_letters else []
-        for ipaas_id in dict.fromkeys([str(i) for i in ipaas_ids] + retried):
+        wanted = list(dict.fromkeys([str(i) for i in ipaas_ids] + retried))
+        self._find_matches_at_once(wanted)
+        for ipaas_id in wanted:
             outcome, digest, failure = self._one_safely(ipaas_id, hashes.get(ipaas_id))
             report.outcomes.append(outcome)
             if failure is not None:
@@ -148,9 +153,36 @@ class BcWriter:
             return [], []
         return map_rules(rules, custom, frame, self._links)
 
+    def _find_matches_at_once(self, ipaas_ids: list[str]) -> None:
+        """Before writing, the BC records that records not linked yet would match, read for all of them at once
+        (one request per MATCHES_PER_QUERY values, not one per record); each record read from iPaaS.com is kept
+        for its write. A record that then finds nothing is created without a look-up of its own."""
+        c = self.collection
+        if not c.match_on or set([c.match_on]) <= set(self.entity.keys):
+            return
+        values = []
+        for ipaas_id in ipaas_ids:
+            if self._links(c.table).get(ipaas_id) is not None:
+                continue
+            try:
+                record = self._records[ipaas_id] = self.ipaas.get(c.source, ipaas_id)
+                plan = self.planned(record) if record is not None else None
+            except Exception:  # noqa: BLE001 - the record's own write reports it, as its dead letter
+                continue
+            if plan is not None and plan[0].get(c.match_on) not in (None, ""):
+                values.append(str(plan[0][c.match_on]))
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), MATCHES_PER_QUERY):
+            chunk = unique[start : start + MATCHES_PER_QUERY]
+            query = odata.all_of(self.entity.fixed_filter, odata.any_of(c.match_on, chunk))
+            found: dict[str, list[str]] = {_match_key(v): [] for v in chunk}
+            for row in self.bc.read(self.entity.service, select=[*self.entity.keys, c.match_on], filter=query):
+                found.setdefault(_match_key(row.get(c.match_on)), []).append(self.entity.external_id(row))
+            self._matches.update(found)
+
     def _one(self, ipaas_id: str, previous: Optional[tuple[str, str]]) -> tuple[WriteOutcome, Optional[str]]:
         c = self.collection
-        record = self.ipaas.get(c.source, ipaas_id)
+        record = self._records.pop(ipaas_id) if ipaas_id in self._records else self.ipaas.get(c.source, ipaas_id)
         if record is None:
             raise WriteFailed(f"iPaaS.com has no {c.source} with id {ipaas_id}", status=404)
         plan = self.planned(record)
@@ -209,21 +241,27 @@ class BcWriter:
         self.ipaas.link(self.collection.table, bc_key, ipaas_id)
         return bc_key
 
-    def _existing_key(self, keys: dict[str, Any]) -> Optional[str]:
-        """The BC record with these values: a key read when they are its key, else a filtered read."""
+    def _existing_key(self, keys: dict[str, Any], *, live: bool = False) -> Optional[str]:
+        """The BC record with these values: a key read when they are its key, else what the read of many found
+        (_find_matches_at_once), else a filtered read; `live`: always read (after an unclear create)."""
         if set(keys) <= set(self.entity.keys):
             record = self._get_or_none(self.entity.service, keys)
             return self.entity.external_id(record) if record is not None else None
-        query = odata.all_of(self.entity.fixed_filter, *(odata.compare(k, "eq", v) for k, v in keys.items()))
-        found = list(self.bc.read(self.entity.service, select=list(self.entity.keys), filter=query))
-        if len(found) > 1:
+        cached = self._matches.get(_match_key(next(iter(keys.values())))) if len(keys) == 1 and not live else None
+        if cached is not None:
+            found_keys = cached
+        else:
+            query = odata.all_of(self.entity.fixed_filter, *(odata.compare(k, "eq", v) for k, v in keys.items()))
+            found_keys = [self.entity.external_id(r)
+                          for r in self.bc.read(self.entity.service, select=list(self.entity.keys), filter=query)]
+        if len(found_keys) > 1:
             raise WriteFailed(
-                f"{len(found)} Business Central {self.entity.service} records have "
+                f"{len(found_keys)} Business Central {self.entity.service} records have "
                 + ", ".join(f"{k} {v!r}" for k, v in keys.items())
-                + f" ({', '.join(self.entity.external_id(r) for r in found[:5])}); link the right one in iPaaS.com "
+                + f" ({', '.join(found_keys[:5])}); link the right one in iPaaS.com "
                 "or make the value unique, then sync again"
             )
-        return self.entity.external_id(found[0]) if found else None
+        return found_keys[0] if found_keys else None
 
     def _get_or_none(self, service: str, keys: dict[str, Any]) -> Optional[dict[str, Any]]:
         try:
@@ -243,11 +281,14 @@ class BcWriter:
         body = {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
 
         def find() -> Optional[dict[str, Any]]:
-            key = self._existing_key({c.match_on: values[c.match_on]}) if c.match_on and values.get(c.match_on) else None
+            key = self._existing_key({c.match_on: values[c.match_on]}, live=True) \
+                if c.match_on and values.get(c.match_on) else None
             return {"key": key} if key is not None else None
 
         created = self._create_once(self.entity.service, body, find)
         bc_key = created["key"] if set(created) == {"key"} else self.entity.external_id(created)
+        if c.match_on and values.get(c.match_on) not in (None, ""):  # a later record with the same value finds it
+            self._matches[_match_key(values[c.match_on])] = [bc_key]
         # Link at once, here first: if anything after this fails, the next run finds the order instead of creating another.
         state.save_links(self.engine, c.table, [(bc_key, ipaas_id)])
         self._links(c.table)[ipaas_id] = bc_key
@@ -305,13 +346,22 @@ class BcWriter:
         """
         entity = BY_NAME[child.model]
         created = updated = 0
+        if new_parent:
+            lines = self._create_lines_at_once(child, entity, parent_key, record, lines)
+            created = sum(1 for line in lines if line.get("_created"))
+        # The order's lines, read at once (not one by one); a new order's just written are not read again.
+        present = {} if new_parent else self._lines_of(entity, child, parent_key)
         for line in lines:
             line = dict(line)
             line_ipaas_id = line.pop("_ipaas_id")
+            if line.pop("_created", False):
+                self._link_line(child, entity, parent_key, line, line_ipaas_id)
+                continue
             keys = {"Document_Type": "Order", child.child_key: parent_key, "Line_No": line["Line_No"]}
             line_key = entity.external_id(keys)
             try:
-                current = None if new_parent else self._get_or_none(entity.service, keys)
+                # A new order's line left here had an unclear answer: read before writing it again.
+                current = self._get_or_none(entity.service, keys) if new_parent else present.get(int(line["Line_No"]))
                 changes = {k: v for k, v in line.items() if k not in keys and not _same(current.get(k), v)} \
                     if current is not None else line
                 if changes and parent_status not in (None, "Open"):
@@ -327,10 +377,7 @@ class BcWriter:
                     body = {**line, **keys}
                     self._create_once(entity.service, body, lambda: self._get_or_none(entity.service, keys))
                     created += 1
-                if child.table and line_ipaas_id is not None and self._links(child.table).get(line_ipaas_id) != line_key:
-                    state.save_links(self.engine, child.table, [(line_key, line_ipaas_id)])
-                    self._links(child.table)[line_ipaas_id] = line_key
-                    self.ipaas.link(child.table, line_key, line_ipaas_id)
+                self._link_line(child, entity, parent_key, line, line_ipaas_id)
             except WriteFailed:
                 raise
             except (ServiceError, PipelineError) as exc:
@@ -373,6 +420,60 @@ class BcWriter:
         return self._get_or_none(service, keys)
 
 
+    def _link_line(self, child: Child, entity: Entity, parent_key: str, line: dict[str, Any],
+                   line_ipaas_id: Optional[str]) -> None:
+        keys = {"Document_Type": "Order", child.child_key: parent_key, "Line_No": line["Line_No"]}
+        line_key = entity.external_id(keys)
+        if child.table and line_ipaas_id is not None and self._links(child.table).get(line_ipaas_id) != line_key:
+            state.save_links(self.engine, child.table, [(line_key, line_ipaas_id)])
+            self._links(child.table)[line_ipaas_id] = line_key
+            self.ipaas.link(child.table, line_key, line_ipaas_id)
+
+    def _lines_of(self, entity: Entity, child: Child, parent_key: str) -> dict[int, dict[str, Any]]:
+        """The order's lines in BC by Line_No: one read."""
+        query = odata.all_of(odata.compare("Document_Type", "eq", "Order"), odata.compare(child.child_key, "eq", parent_key))
+        return {int(row["Line_No"]): row for row in self.bc.read(entity.service, filter=query)}
+
+    def _create_lines_at_once(self, child: Child, entity: Entity, parent_key: str, record: dict[str, Any],
+                              lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A new order's lines in one `$batch` per 100, each batch one transaction (Isolation: snapshot): every
+        line of it is written, or none. The lines written come back marked `_created`; after an unclear answer
+        (lost, 5xx, 429 once sent) the others are left to the line-by-line path, which reads each key first."""
+        done: list[dict[str, Any]] = []
+        for start in range(0, len(lines), MAX_BATCH_OPERATIONS):
+            chunk = lines[start : start + MAX_BATCH_OPERATIONS]
+            operations = [{"method": "POST", "url": self.bc.service_url(entity.service),
+                           "body": {**{k: v for k, v in line.items() if k != "_ipaas_id"},
+                                    "Document_Type": "Order", child.child_key: parent_key}} for line in chunk]
+            try:
+                answers = self.bc.batch(operations, atomic=True)
+            except (ServiceError, PipelineError) as exc:
+                if isinstance(exc, ServiceError) and not outcome_unclear(exc):
+                    raise self._line_refused(parent_key, chunk[0], exc, record) from None
+                log.info("%s: the answer to order %s's lines %s-%s was lost (%s); reading each line before writing "
+                         "it", self.collection.name, parent_key, chunk[0]["Line_No"], chunk[-1]["Line_No"], exc)
+                done.extend(chunk)  # not marked: each is read, then written if missing
+                continue
+            failed = [(line, a) for line, a in zip(chunk, answers) if not 200 <= int(a.get("status") or 0) < 300]
+            if failed:
+                line, answer = next(((ln, a) for ln, a in failed if int(a.get("status") or 0) != 424), failed[0])
+                error = ((answer.get("body") or {}).get("error") or {}) if isinstance(answer.get("body"), dict) else {}
+                raise WriteFailed(
+                    f"order {parent_key} is in Business Central but line {line['Line_No']} ({line.get('No')}) was "
+                    f"refused: {error.get('message') or answer.get('status')}; none of its lines were written (the next "
+                    f"run adds them, without a second order)",
+                    status=int(answer.get("status") or 0) or None, code=error.get("code"),
+                    details={"ipaas": record})
+            done.extend({**line, "_created": True} for line in chunk)
+        return done
+
+    def _line_refused(self, parent_key: str, line: dict[str, Any], exc: ServiceError, record: dict[str, Any]) -> WriteFailed:
+        return WriteFailed(
+            f"order {parent_key} is in Business Central but its lines were refused: {exc.message}; none of them were "
+            f"written (the next run adds them, without a second order)",
+            status=exc.status, code=exc.code, correlation_id=exc.correlation_id, details={"ipaas": record})
+
+
 def _line_numbers(items: list[dict[str, Any]]) -> list[int]:
     """BC Line_No per line: the iPaaS sequence number when every line has a distinct one, else by position."""
     sequence = [i.get("sequence_number") for i in items]
@@ -383,6 +484,10 @@ def _line_numbers(items: list[dict[str, Any]]) -> list[int]:
     if numbers and all(n > 0 for n in numbers) and len(set(numbers)) == len(numbers):
         return numbers
     return [(position + 1) * LINE_NO_STEP for position in range(len(items))]
+
+
+def _match_key(value: Any) -> str:
+    return str(value).strip().casefold()
 
 
 def _same(current: Any, wanted: Any) -> bool:

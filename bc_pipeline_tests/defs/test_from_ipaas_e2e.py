@@ -90,6 +90,8 @@ def test_a_line_refused_halfway_is_completed_by_the_next_run_without_a_second_or
     [letter] = state.dead_letters_of(engine, "sales_order_from_ipaas")
     assert "was refused" in letter.error
     order_no = _links(world, "transaction")[str(transaction["id"])]
+    # The lines went in one $batch, one transaction: none of them was written, not the good one either.
+    assert [ln for ln in world.handle.records("SalesOrderLines") if ln["Document_No"] == order_no] == []
 
     world.handle.insert_record("ItemCard", {"No": "NO-SUCH-ITEM", "Description": "Added later"})
     meta = _write(instance, "sales_order_from_ipaas", [transaction["id"]])
