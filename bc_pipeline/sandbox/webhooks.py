@@ -232,7 +232,8 @@ class WebhookHub:
     def _record(self, sub_id: str, event: str, count: int, status: Optional[int],
                 items: Optional[list[dict[str, Any]]] = None) -> None:
         self.log.append({"time": time.time(), "subscriptionId": sub_id, "event": event, "count": count,
-                         "status": status, "changeTypes": sorted({i["changeType"] for i in items or []})})
+                         "status": status, "changeTypes": sorted({i["changeType"] for i in items or []}),
+                         "resources": [i["resource"] for i in items or []]})
         del self.log[:-DELIVERY_LOG_SIZE]
 
     def view(self) -> dict[str, Any]:
