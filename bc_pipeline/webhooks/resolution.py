@@ -43,10 +43,13 @@ def _vanished(request: NewRequest, entity: str, system_id: str) -> str:
 def resolve(requests: list[NewRequest], resolver: Optional[Resolver], *,
             workers: int = 5) -> tuple[list[NewRequest], list[tuple[NewRequest, str]]]:
     """(requests to enqueue, requests that ended already with why). Raises ResolutionError when BC cannot answer."""
-    wanted = [r for r in requests if r.source == "bc_webhook" and r.action in RESOLVED_ACTIONS and r.external_id]
+    def is_wanted(r: NewRequest) -> bool:
+        return r.source == "bc_webhook" and r.action in RESOLVED_ACTIONS and bool(r.external_id)
+
+    wanted = [r for r in requests if is_wanted(r)]
     if resolver is None:
         polls = [replace(r, action="poll", scope=r.scope.rsplit("/", 1)[0] + "/poll", external_id=None) for r in wanted]
-        return [r for r in requests if r not in wanted] + polls, []
+        return [r for r in requests if not is_wanted(r)] + polls, []
     targets = {t for t in (_target(r) for r in wanted) if t is not None}
     keys: dict[tuple[str, str, str], Optional[str]] = {}
 
@@ -62,7 +65,7 @@ def resolve(requests: list[NewRequest], resolver: Optional[Resolver], *,
     ready: list[NewRequest] = []
     ended: list[tuple[NewRequest, str]] = []
     for request in requests:
-        if request not in wanted:
+        if not is_wanted(request):
             ready.append(request)
             continue
         target = _target(request)

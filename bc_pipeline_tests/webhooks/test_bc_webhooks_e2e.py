@@ -17,6 +17,7 @@ from bc_pipeline.settings import load_settings
 from bc_pipeline.state import inbox
 from bc_pipeline.state.database import engine_for
 from bc_pipeline.webhooks import build_receiver
+from bc_pipeline_tests.sensor_runs import tick as _tick
 from bc_pipeline.webhooks import subscriptions as subs
 from bc_pipeline.webhooks.resolution import api_resolver
 from bc_pipeline_tests.webhooks.tls_receiver import served
@@ -46,23 +47,6 @@ def api(receiver):
 
 def _engine():
     return engine_for(load_settings().state_database_url)
-
-
-def _tick(instance) -> list[dg.RunRequest]:
-    """One sync-request sensor evaluation, then every run it asked for, as the Dagster daemon would launch them."""
-    from bc_pipeline.definitions import defs
-
-    sensor = defs.resolve_sensor_def("sync_requests")
-    with dg.build_sensor_context(instance=instance, resources={"subscription": defs.resources["subscription"]},
-                                 definitions=defs) as context:
-        result = sensor.evaluate_tick(context)
-    for request in result.run_requests:
-        job = defs.resolve_job_def(request.job_name)
-        run = job.execute_in_process(instance=instance, run_config=request.run_config,
-                                     asset_selection=list(request.asset_selection), tags=request.tags,
-                                     raise_on_error=False)
-        assert run.success
-    return result.run_requests
 
 
 def _wait_for_requests(count: int, timeout: float = 15.0) -> list[inbox.SyncRequest]:
@@ -164,9 +148,39 @@ def test_a_customer_edited_in_bc_reaches_ipaas_through_its_notification(world, a
     rows = _wait_for_requests(2)
     assert sorted(r.external_id for r in rows) == [company["No"], company["No"]]  # the key, read back by SystemId
     since = world.handle.last_seq()
-    assert len(_tick(instance)) == 2  # the company and the customer collection, each one targeted run
+    assert len(_tick(instance)) == 1  # one targeted run: one read of the key for the company and customer collections
     names = [c["name"] for c in world.ipaas_records("Company")]
     assert "Renamed in Business Central" in names and len(names) == len(set(names))
     reads = [r for r in world.handle.requests(since) if r.get("service") == "CustomerCard"]
     assert reads and all(company["No"] in requests.utils.unquote(r["path"]) for r in reads)
     assert {r.status for r in inbox.status(_engine(), source="bc_webhook", limit=None)} == {"done"}
+
+
+def test_doctor_says_which_way_changes_travel(world, api, monkeypatch):
+    from bc_pipeline.doctor import diagnose
+
+    [missing] = [f for f in diagnose(check_ipaas=False) if f.check == "webhook subscriptions"]
+    assert not missing.ok and "15-minute incremental schedule" in missing.detail
+    assert "bc-pipeline webhooks subscriptions create" in missing.fix
+    subs.ensure(api, load_settings())
+    [active] = [f for f in diagnose(check_ipaas=False) if f.check == "webhook subscriptions"]
+    assert active.ok and "webhook subscriptions are in force" in active.detail and "active until" in active.detail
+    monkeypatch.delenv("BC_WEBHOOK_NOTIFICATION_URL")
+    [off] = [f for f in diagnose(check_ipaas=False) if f.check == "webhook subscriptions"]
+    assert off.ok and "incremental_sync_every_15_minutes" in off.detail
+
+
+def test_the_hourly_schedule_keeps_the_subscriptions_and_skips_without_a_notification_url(world, api, instance,
+                                                                                         monkeypatch):
+    from bc_pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def("bc_webhook_subscriptions_hourly")
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 15)) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    job = defs.resolve_job_def("bc_webhook_subscriptions")
+    assert job.execute_in_process(instance=instance, run_config=request.run_config).success
+    assert set(_states(api).values()) == {"active"}
+    monkeypatch.delenv("BC_WEBHOOK_NOTIFICATION_URL")
+    with dg.build_schedule_context(instance=instance) as context:
+        result = schedule.evaluate_tick(context)
+    assert not result.run_requests and "BC_WEBHOOK_NOTIFICATION_URL is not set" in result.skip_message
