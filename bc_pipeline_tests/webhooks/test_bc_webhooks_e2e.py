@@ -184,3 +184,16 @@ def test_the_hourly_schedule_keeps_the_subscriptions_and_skips_without_a_notific
     with dg.build_schedule_context(instance=instance) as context:
         result = schedule.evaluate_tick(context)
     assert not result.run_requests and "BC_WEBHOOK_NOTIFICATION_URL is not set" in result.skip_message
+
+
+def test_a_released_order_edited_in_bc_reaches_ipaas_with_its_lines_through_its_notification(world, api, instance):
+    assert run_job("initial_load", instance=instance).success
+    subs.ensure(api, load_settings())
+    order = next(o for o in world.handle.records("SalesOrders") if o["Status"] == "Released")
+    world.handle.edit_record("SalesOrders", ["Order", order["No"]], {"Sell_to_E_Mail": "Buyer@Example.com"})
+    [row] = _wait_for_requests(1)
+    assert (row.collection, row.external_id) == ("Dynamics Sales Order Add/Update to iPaaS", order["No"])
+    assert len(_tick(instance)) == 1
+    [transaction] = [t for t in world.ipaas_records("Transaction") if t["transaction_number"] == order["No"]]
+    assert transaction["email_address"] == "buyer@example.com"
+    assert inbox.status(_engine(), source="bc_webhook", limit=None)[0].status == "done"
