@@ -33,6 +33,9 @@ class Entity:
     fixed_filter: Optional[str] = None  # always applied (e.g. only orders on the order page)
     parents: tuple[str, ...] = field(default=())  # entities to load first
     description: str = ""
+    # Its standard API v2.0 entity set (webhook subscriptions) and the field there that holds the page's key.
+    api_entity: Optional[str] = None
+    api_key_field: Optional[str] = None
 
     @property
     def select(self) -> tuple[str, ...]:
@@ -71,6 +74,8 @@ CUSTOMER_PRICE_GROUPS = Entity(
 
 LOCATIONS = Entity(
     name="locations",
+    api_entity="locations",
+    api_key_field="code",
     service="Locations",
     object_type="Page",
     object_id=5703,
@@ -102,6 +107,8 @@ SHIPPING_AGENTS = Entity(
 
 CUSTOMERS = Entity(
     name="customers",
+    api_entity="customers",
+    api_key_field="number",
     service="CustomerCard",
     object_type="Page",
     object_id=21,
@@ -125,6 +132,8 @@ CUSTOMERS = Entity(
 
 ITEMS = Entity(
     name="items",
+    api_entity="items",
+    api_key_field="number",
     service="ItemCard",
     object_type="Page",
     object_id=30,
@@ -147,6 +156,8 @@ ITEMS = Entity(
 
 SALES_ORDERS = Entity(
     name="sales_orders",
+    api_entity="salesOrders",
+    api_key_field="number",
     service="SalesOrders",
     object_type="Page",
     object_id=42,
@@ -280,6 +291,8 @@ ENTITIES: tuple[Entity, ...] = (
 )
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES}
+# API v2.0 entity set, lower-cased (as a webhook resource may spell it) → the entity it notifies about.
+BY_API_ENTITY: dict[str, Entity] = {e.api_entity.lower(): e for e in ENTITIES if e.api_entity}
 
 
 def with_change_field(entity: Entity, overrides: dict[str, str]) -> Entity:

@@ -183,6 +183,12 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhook_subscriptions(args: argparse.Namespace) -> int:
+    from bc_pipeline.webhooks.subscriptions import run_subscriptions_command
+
+    return run_subscriptions_command(args.action, load_settings().require_bc())
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -249,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--certfile", help="TLS certificate (iPaaS.com and BC call only https URLs)")
     serve.add_argument("--keyfile", help="TLS private key")
     serve.set_defaults(func=cmd_webhooks)
+    subscriptions = webhooks_sub.add_parser(
+        "subscriptions", help="Business Central API webhook subscriptions to BC_WEBHOOK_NOTIFICATION_URL: their state, "
+        "or create the missing ones, renew them all, delete them")
+    subscriptions.add_argument("action", nargs="?", choices=["list", "create", "renew", "delete"], default="list")
+    subscriptions.set_defaults(func=cmd_webhook_subscriptions)
 
     dev = sub.add_parser("dev", help="start the Dagster UI (dagster dev) for this project")
     dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")

@@ -107,12 +107,38 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
             if collection.add_defaults:
                 findings.append(_attempt(f"add defaults of {collection.slug}",
                                          lambda c=collection: _check_add_defaults(client, c)))
+        findings.append(_check_webhooks(settings, client))
     finally:
         client.close()
 
     if check_ipaas:
         findings.append(_check_ipaas(settings))
     return findings
+
+
+def _check_webhooks(settings: SubscriptionSettings, client: BusinessCentralClient) -> Finding:
+    """Which way BC's changes travel: webhook subscriptions (each active?) or the 15-minute incremental schedule."""
+    from bc_pipeline.clients.bc_api import BusinessCentralApi
+    from bc_pipeline.webhooks.subscriptions import MISSING, in_force, states
+
+    if not settings.bc_webhook_notification_url:
+        return Finding("webhook subscriptions", True, "BC_WEBHOOK_NOTIFICATION_URL is not set: Business Central's "
+                       "changes travel by the 15-minute incremental schedule (incremental_sync_every_15_minutes, "
+                       "switched on in the Dagster UI)")
+    found: list = []
+
+    def probe() -> str:
+        found.extend(states(BusinessCentralApi(client), settings))
+        expiries = "; ".join(f"{s.entity.name} {s.state}" + (f" until {s.expires}" if s.expires else "") for s in found)
+        return f"{in_force(found)} ({expiries})"
+
+    finding = _attempt("webhook subscriptions", probe)
+    if finding.ok and any(s.state == MISSING for s in found):
+        finding.ok = False
+        finding.fix = ("run `bc-pipeline webhooks subscriptions create` (the bc_webhook_subscriptions_hourly schedule "
+                       "does it within the hour), with `bc-pipeline webhooks serve` reachable at "
+                       "BC_WEBHOOK_NOTIFICATION_URL")
+    return finding
 
 
 def _check_ipaas(settings: SubscriptionSettings) -> Finding:

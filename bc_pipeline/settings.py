@@ -43,6 +43,8 @@ WHERE_TO_FIND: dict[str, str] = {
     "ipaas_api_token": "iPaaS.com → User/Role Management → API Keys",
     "ipaas_system_id": "iPaaS.com → Subscription Management: the id of this MSD 365 subscription",
     "ipaas_webhook_api_key": "iPaaS.com → the subscription's webhook API key",
+    "bc_webhook_notification_url": "the public https URL of `bc-pipeline webhooks serve`'s /webhooks/bc, as Business "
+    "Central reaches it (e.g. https://hooks.example.com/webhooks/bc)",
     "bc_throttle_limit": "Throttling: API Throttle Limit (calls to Business Central per window)",
     "bc_throttle_seconds": "Throttling: API Throttle Seconds (the window for the limit)",
     "ipaas_throttle_limit": "Throttling: API Throttle Limit (to iPaaS)",
@@ -72,6 +74,7 @@ ENV_NAMES: dict[str, str] = {
     "ipaas_system_id": "IPAAS_SYSTEM_ID",
     "ipaas_webhook_api_key": "IPAAS_WEBHOOK_API_KEY",
     "bc_webhook_client_state": "BC_WEBHOOK_CLIENT_STATE",
+    "bc_webhook_notification_url": "BC_WEBHOOK_NOTIFICATION_URL",
     "bc_throttle_limit": "BC_THROTTLE_LIMIT",
     "bc_throttle_seconds": "BC_THROTTLE_SECONDS",
     "ipaas_throttle_limit": "IPAAS_THROTTLE_LIMIT",
@@ -101,6 +104,7 @@ LABELS: dict[str, str] = {
     "ipaas_system_id": "iPaaS.com system id",
     "ipaas_webhook_api_key": "iPaaS.com webhook API key",
     "bc_webhook_client_state": "Business Central webhook clientState",
+    "bc_webhook_notification_url": "Business Central webhook notification URL",
     "bc_throttle_limit": "API Throttle Limit",
     "bc_throttle_seconds": "API Throttle Seconds",
     "ipaas_throttle_limit": "API Throttle Limit (to iPaaS)",
@@ -170,6 +174,7 @@ class SubscriptionSettings(BaseSettings):
     ipaas_system_id: Optional[str] = Field(None, validation_alias="IPAAS_SYSTEM_ID")
     ipaas_webhook_api_key: Optional[SecretStr] = Field(None, validation_alias="IPAAS_WEBHOOK_API_KEY")
     bc_webhook_client_state: Optional[SecretStr] = Field(None, validation_alias="BC_WEBHOOK_CLIENT_STATE")
+    bc_webhook_notification_url: Optional[str] = Field(None, validation_alias="BC_WEBHOOK_NOTIFICATION_URL")
     bc_throttle_limit: int = Field(BC_DOCUMENTED_REQUESTS_PER_WINDOW, validation_alias="BC_THROTTLE_LIMIT")
     bc_throttle_seconds: float = Field(BC_DOCUMENTED_WINDOW_SECONDS, validation_alias="BC_THROTTLE_SECONDS")
     ipaas_throttle_limit: int = Field(500, validation_alias="IPAAS_THROTTLE_LIMIT")
@@ -252,6 +257,13 @@ class SubscriptionSettings(BaseSettings):
     @field_validator("api_url", "authority_host", "ipaas_api_url")
     @classmethod
     def _urls(cls, value: str) -> str:
+        return _https_url(value.strip())
+
+    @field_validator("bc_webhook_notification_url")
+    @classmethod
+    def _notification_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is None or not value.strip():
+            return None
         return _https_url(value.strip())
 
     @field_validator("bc_throttle_limit", "ipaas_throttle_limit")
@@ -367,6 +379,12 @@ class SubscriptionSettings(BaseSettings):
         return self
 
     # --- derived values -------------------------------------------------------------------
+
+    @property
+    def webhook_client_state(self) -> Optional[str]:
+        """The clientState BC notifications carry: BC_WEBHOOK_CLIENT_STATE, else the webhook API key."""
+        secret = self.bc_webhook_client_state or self.ipaas_webhook_api_key
+        return secret.get_secret_value() if secret is not None else None
 
     @property
     def has_bc_credentials(self) -> bool:

@@ -31,9 +31,9 @@ class Batch:
 
     @property
     def polls(self) -> bool:
-        """All changed records, not some: a request without an id (an `initialize`/`poll` scope), or a BC
-        webhook, whose id is the record's SystemId GUID that the page services cannot filter on."""
-        return any(not (r.external_id or r.ipaas_id) or r.source == "bc_webhook" for r in self.requests)
+        """All changed records, not some: a request without an id (an `initialize`/`poll` scope, or a BC
+        `collection` notification). A BC change arrives with its key already read back from its SystemId."""
+        return any(not (r.external_id or r.ipaas_id) for r in self.requests)
 
 
 def claim_batches(engine: Engine, limit: int = BATCH_LIMIT) -> tuple[list[Batch], list[inbox.SyncRequest]]:
@@ -48,8 +48,10 @@ def claim_batches(engine: Engine, limit: int = BATCH_LIMIT) -> tuple[list[Batch]
             inbox.finish(engine, [request.id], "failed", error=f"unknown mapping collection {request.collection!r}")
             refused.append(request)
         elif request.action in UNSUPPORTED_ACTIONS:
+            where = f" (deleted in Business Central: {request.resource})" if request.source == "bc_webhook" else ""
             inbox.finish(engine, [request.id], "failed",
-                         error=f"'{request.action}' requests are not synced by this integration; nothing was changed")
+                         error=f"'{request.action}' requests are not synced by this integration{where}; nothing was "
+                               "changed in iPaaS.com")
             refused.append(request)
         else:
             grouped.setdefault(request.collection, []).append(request)
@@ -92,12 +94,16 @@ def finish_batch(engine: Engine, batch_key: str, failures: Mapping[str, Optional
             inbox.finish(engine, [row.id], "failed", error=failures[key])
 
 
-def finish_to_ipaas_batch(engine: Engine, batch_key: str, records: list, report) -> None:
-    """After a load: a requested BC record that was not mapped (not found, filtered out) fails with why."""
+def finish_to_ipaas_batch(engine: Engine, batch_key: str, records: list, report, *,
+                          read: Optional[set[str]] = None) -> None:
+    """After a load: a requested BC record that was not mapped (not found, filtered out) fails with why; one that
+    a BC webhook announced and this collection's filter leaves out (a person, for the company collection) is done."""
     rows = inbox.status(engine, batch_key=batch_key, limit=None)
     mapped = {r.external_id for r in records}
     failures: dict[str, Optional[str]] = dict(report.failures)
     for row in rows:
+        if row.source == "bc_webhook" and row.external_id in (read or set()):
+            continue
         if row.external_id and row.external_id not in mapped and row.external_id not in failures:
             collection = all_collections().get(row.collection)
             service = BY_NAME[collection.source].service if collection else "Business Central"

@@ -58,6 +58,7 @@ def sandbox(tmp_path_factory) -> Iterator[SandboxHandle]:
             ipaas_rate_limit=100_000,
             ipaas_rate_window_seconds=60,
             max_page_size=12,  # every service of more than 12 rows comes in pages linked by @odata.nextLink
+            webhook_delay_seconds=1.0,  # BC waits ~30 s before it notifies a change
         )
     )
     try:

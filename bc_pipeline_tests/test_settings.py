@@ -78,6 +78,8 @@ def test_missing_required_fields_are_all_named_with_where_to_find_them():
         ("bc_throttle_seconds", 0, "API Throttle Seconds (BC_THROTTLE_SECONDS): must be more than 0"),
         ("bc_throttle_limit", "lots", "API Throttle Limit (BC_THROTTLE_LIMIT)"),
         ("ca_bundle", "/nonexistent/ca.pem", "CA bundle (REQUESTS_CA_BUNDLE): file '/nonexistent/ca.pem' does not exist"),
+        ("bc_webhook_notification_url", "http://hooks.example.com/webhooks/bc",
+         "Business Central webhook notification URL (BC_WEBHOOK_NOTIFICATION_URL): must be an https:// URL"),
     ],
 )
 def test_a_malformed_setting_names_the_field_and_what_is_wrong(field, value, fragment):

@@ -89,6 +89,10 @@ class BusinessCentralClient:
             raise bc_error_from_response(response, service, record=record)
         return response
 
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request to any BC URL of this tenant (the API v2.0 client's), throttled, retried, errors typed."""
+        return self._send(method, url, **kwargs)
+
     # -- reading -----------------------------------------------------------------------------
 
     def iter_pages(

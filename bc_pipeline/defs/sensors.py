@@ -29,6 +29,30 @@ def _selection(batch) -> list[dg.AssetKey]:
     return [extract_asset_key(BY_NAME[s]) for s in c.source_entities] + [transform_key(c), load_key(c), report_key("ipaas")]
 
 
+def _one_run_per_read(batches: list) -> list[list]:
+    """Targeted TO-iPaaS batches reading the same entity share one run: one read of the changed keys, one run
+    process (a BC customer's change feeds the company and the customer collection). Each keeps its own inbox batch;
+    their loads still take each collection's lease."""
+    groups: dict[tuple, list] = {}
+    for batch in batches:
+        c = batch.collection
+        shared = c.direction is Direction.TO_IPAAS and not batch.polls and not c.children
+        groups.setdefault(("read", c.source) if shared else ("own", batch.key), []).append(batch)
+    return list(groups.values())
+
+
+def _merged_config(group: list) -> dict:
+    ops: dict = {}
+    for batch in group:
+        for op, value in run_config_for(batch)["ops"].items():
+            if op in ops and "keys" in value["config"]:
+                keys = ops[op]["config"]["keys"] + value["config"]["keys"]
+                ops[op] = {"config": {**ops[op]["config"], "keys": list(dict.fromkeys(keys))}}
+            else:
+                ops[op] = value
+    return {"ops": ops}
+
+
 @dg.sensor(
     name="sync_requests",
     jobs=[sync_to_ipaas, sync_from_ipaas],
@@ -43,15 +67,16 @@ def sync_requests_sensor(context: dg.SensorEvaluationContext, subscription: Subs
     batches, refused = claim_batches(engine)
     for request in refused:
         context.log.warning(f"sync request {request.id} refused: {request.collection} {request.scope}")
-    for batch in batches:
-        job = sync_from_ipaas if batch.collection.direction is Direction.FROM_IPAAS else sync_to_ipaas
+    for group in _one_run_per_read(batches):
+        job = sync_from_ipaas if group[0].collection.direction is Direction.FROM_IPAAS else sync_to_ipaas
+        keys = [b.key for b in group]
         yield dg.RunRequest(
-            run_key=batch.key,
+            run_key="+".join(keys),
             job_name=job.name,
-            asset_selection=_selection(batch),
-            run_config=run_config_for(batch),
-            tags={"bc_pipeline/inbox_batch": batch.key, COLLECTION_TAG: batch.collection.name,
-                  "bc_pipeline/requests": str(len(batch.requests))},
+            asset_selection=list(dict.fromkeys(k for b in group for k in _selection(b))),
+            run_config=_merged_config(group),
+            tags={"bc_pipeline/inbox_batch": ",".join(keys), COLLECTION_TAG: " + ".join(b.collection.name for b in group),
+                  "bc_pipeline/requests": str(sum(len(b.requests) for b in group))},
         )
     if not batches:
         yield dg.SkipReason("no pending sync requests")

@@ -128,7 +128,9 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         if config.inbox_batch:
             from bc_pipeline.sync_requests import finish_to_ipaas_batch
 
-            finish_to_ipaas_batch(engine, config.inbox_batch, records, report)
+            extract = staging.extract(collection.source, context.run.run_id)
+            read = {collection.entity.external_id(r) for r in extract.records()} if extract.complete else set()
+            finish_to_ipaas_batch(engine, config.inbox_batch, records, report, read=read)
         context.log.info(
             f"{collection.name}: {report.created} created, {report.updated} updated, {report.linked} linked, "
             f"{report.unchanged} unchanged, {report.failed} failed; {report.requests} requests in {report.seconds:.1f}s"

@@ -12,6 +12,8 @@
   POST   /_sandbox/faults                      {"faults": [rule or action, ...]} or one rule/action (faults.py)
   DELETE /_sandbox/faults                      clear rules, republish the configured services, undeny clients
   GET    /_sandbox/stats                       counts per service/status, peak concurrency per client, 429s
+  GET    /_sandbox/bc/webhooks                 API webhook subscriptions, pending changes, deliveries (webhooks.py)
+  POST   /_sandbox/bc/webhooks/expire          {"subscriptionId": ...}: its 3 days are over now
   POST   /_sandbox/reset                       reseed the data and clear faults, log and counters
 """
 
@@ -92,6 +94,17 @@ async def _route(app, request: Request, path: str) -> Response:
             for spec in specs:
                 _apply(state, spec)
             return OrjsonResponse(_faults_view(state))
+    if parts == ["bc", "webhooks"] and method == "GET":
+        return OrjsonResponse(state.webhooks.view())
+    if parts == ["bc", "webhooks", "expire"] and method == "POST":
+        # Time passing: the subscription's 3 days are over (BC then stops notifying and forgets it).
+        body = orjson.loads(await request.body() or b"{}")
+        sub = state.webhooks.subscriptions.get(str(body.get("subscriptionId")))
+        if sub is None:
+            return _error(404, f"no subscription {body.get('subscriptionId')!r}")
+        sub.expires = 0
+        state.webhooks.purge_expired()
+        return OrjsonResponse(state.webhooks.view())
     if len(parts) == 3 and parts[:2] in (["bc", "records"], ["bc", "counts"]):
         service = state.services.get(parts[2])
         if service is None:

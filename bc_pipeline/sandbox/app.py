@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import admin, entra
+from . import admin, api_v2, entra
 from .batch import run_batch
 from .bc_errors import Answer, BCError, server_error, too_many_requests, unauthorized, forbidden
 from .business_central import ODataRequest, handle, service_name_of
@@ -187,13 +187,14 @@ class SandboxApp:
         config = state.config
         method = scope["method"]
         try:
-            segs = path.split("/", 5)  # ['', 'v2.0', tenant, environment, 'ODataV4', rest]
-            if len(segs) < 5 or segs[4] != "ODataV4":
+            segs = path.split("/", 5)  # ['', 'v2.0', tenant, environment, 'ODataV4' | 'api', rest]
+            if len(segs) < 5 or segs[4] not in ("ODataV4", "api"):
                 raise BCError(404, "BadRequest_NotFound", f"No HTTP resource was found that matches the request "
                               f"URI '{path}'. The sandbox serves OData V4 web services under "
-                              "/v2.0/{tenant}/{environment}/ODataV4/.")
+                              "/v2.0/{tenant}/{environment}/ODataV4/ and the API under .../api/v2.0/.")
             rest = segs[5] if len(segs) > 5 else ""
-            service = service_name_of(rest, query)
+            is_api = segs[4] == "api"
+            service = api_v2.resource_name(rest) if is_api else service_name_of(rest, query)
             entry["service"] = service
             rule = state.faults.take_failure("bc", service, path, method)
             if rule is not None:
@@ -234,7 +235,10 @@ class SandboxApp:
                 root = f"{self.base_url(scope)}{'/'.join(segs[:5])}/"
                 req = ODataRequest(method=method, path=rest, query=query, headers=headers, body=body,
                                    service_root=root, client_id=token.client_id)
-                if rest.rstrip("/") == "$batch":
+                if is_api:
+                    answer = await api_v2.handle(state, method, rest, query, headers, body,
+                                                 f"{self.base_url(scope)}{'/'.join(segs[:5])}/", token.client_id)
+                elif rest.rstrip("/") == "$batch":
                     if method != "POST":
                         raise BCError(405, "BadRequest_MethodNotAllowed", "$batch takes POST only.")
                     answer = run_batch(state, req, correlation_id)

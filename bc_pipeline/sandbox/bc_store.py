@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import bisect
 import zlib
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import orjson
 
@@ -43,6 +43,8 @@ class Table:
         self.rows: dict[tuple, Row] = {}
         self.selects: dict[tuple, dict[tuple, bytes]] = {}
         self.seq = 0
+        # Called with ("created" | "updated" | "deleted", key) on every write (API webhooks, webhooks.py).
+        self.listener: Optional[Callable[[str, tuple], None]] = None
         for values in rows:
             self.rows[self.key_of(values)] = Row(values)
         self.order: list[tuple] = sorted(self.rows)
@@ -121,6 +123,7 @@ class Table:
         row = Row(values, version)
         self.rows[key] = row
         bisect.insort(self.order, key)
+        self._notify("created", key)
         return key, row
 
     def replace(self, key: tuple, values: list) -> Row:
@@ -128,6 +131,7 @@ class Table:
         row = Row(values, old.version + 1)
         self.rows[key] = row
         self._forget(key)
+        self._notify("updated", key)
         return row
 
     def bump(self, key: tuple) -> Row:
@@ -135,6 +139,15 @@ class Table:
         return self.replace(key, list(self.rows[key].values))
 
     def delete(self, key: tuple) -> Row:
+        row = self._remove(key)
+        self._notify("deleted", key)
+        return row
+
+    def _notify(self, change: str, key: tuple) -> None:
+        if self.listener is not None:
+            self.listener(change, key)
+
+    def _remove(self, key: tuple) -> Row:
         row = self.rows.pop(key)
         i = bisect.bisect_left(self.order, key)
         if i < len(self.order) and self.order[i] == key:
@@ -145,7 +158,7 @@ class Table:
     def restore(self, key: tuple, row: Optional[Row]) -> None:
         """Put back a record's earlier state (None: it did not exist) - used to roll back a $batch."""
         if key in self.rows:
-            self.delete(key)
+            self._remove(key)
         if row is not None:
             self.rows[key] = row
             bisect.insort(self.order, key)

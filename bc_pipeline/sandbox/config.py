@@ -102,6 +102,15 @@ class SandboxConfig(BaseModel):
     bc_latency_seconds: float = 0.0  # added to every OData answer, inside the concurrency slot
     bc_batch_max: int = 100
 
+    # Business Central API webhooks (webhooks.py): BC delays notifications ~30 s and batches them; over
+    # `webhook_collection_threshold` changes in one window become one `collection` notification.
+    webhook_delay_seconds: float = Field(30.0, ge=0)
+    webhook_collection_threshold: int = Field(1000, ge=1)
+    webhook_subscription_seconds: float = Field(3 * 86400, gt=0)  # a subscription expires 3 days after (re)newal
+    webhook_handshake_timeout_seconds: float = Field(5.0, gt=0)
+    webhook_retry_seconds: float = Field(60.0, gt=0)  # between deliveries answered 408/429/5xx (ASSUMED interval)
+    webhook_retry_hours: float = Field(36.0, gt=0)  # BC gives up on a delivery after 36 hours
+
     # iPaaS.com stand-in (bc_pipeline.sandbox.ipaas), passed through to build_ipaas_app
     ipaas_api_token: str = DEFAULT_IPAAS_API_TOKEN
     ipaas_system_id: str = DEFAULT_IPAAS_SYSTEM_ID

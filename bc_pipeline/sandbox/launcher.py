@@ -166,6 +166,19 @@ class SandboxHandle:
     def insert_record(self, service: str, record: dict[str, Any]) -> dict[str, Any]:
         return self._admin("POST", f"bc/records/{service}", json={"record": record})
 
+    @property
+    def api_root(self) -> str:
+        """https://127.0.0.1:PORT/v2.0/{tenant}/{environment}/api/v2.0 (the standard API, webhooks)"""
+        return f"{self.base_url}/v2.0/{self.config.tenant_id}/{self.config.environment}/api/v2.0"
+
+    def webhooks(self) -> dict[str, Any]:
+        """API webhook subscriptions, changes waiting to be notified, and the deliveries' log."""
+        return self._admin("GET", "bc/webhooks")
+
+    def expire_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Let a subscription's 3 days pass: BC stops notifying it and forgets it."""
+        return self._admin("POST", "bc/webhooks/expire", json={"subscriptionId": subscription_id})
+
     def set_faults(self, *faults: dict[str, Any]) -> dict[str, Any]:
         """Add fault rules / run actions (see bc_pipeline.sandbox.faults)."""
         return self._admin("POST", "faults", json={"faults": list(faults)})

@@ -13,6 +13,8 @@ from .entra import TokenStore
 from .faults import Faults
 from .limits import Limits
 from .schema import build_services
+from .api_v2 import notify_change
+from .webhooks import WebhookHub
 from . import seed as seeding
 
 REQUEST_LOG_SIZE = 200_000
@@ -42,6 +44,11 @@ class SandboxState:
                                 counts=c.seed_counts, work_date=c.work_date)
         self.store = Store(self.services, data, precompute=c.precompute_json)
         self.seed_seconds = time.perf_counter() - t0
+        self.webhooks = WebhookHub(self)  # a reset forgets every subscription (its dispatcher stops)
+        self.api_ids: dict[str, dict[str, tuple]] = {}  # API v2.0: SystemId -> key, per service
+        self.modified_at: dict[tuple[str, tuple], str] = {}  # API v2.0 lastModifiedDateTime of written records
+        for name, table in self.store.tables.items():
+            table.listener = (lambda change, key, service=name: notify_change(self, service, change, key))
         self.published = set(c.published_services)
         self.denied_clients = {r.client_id for r in c.clients().values() if not r.bc_permission}
         self.faults.clear()

@@ -234,6 +234,28 @@ def _enqueue_once(engine: Engine, items: list[NewRequest], keys: list[str]) -> l
     return [found[key][0] for key in keys]
 
 
+def record_failed(engine: Engine, failures: Sequence[tuple[NewRequest, str]]) -> list[int]:
+    """Record requests that ended before any run (e.g. a notified record deleted before it was read), as failed
+    with why, so `bc-pipeline sync --status` shows them. Returns their ids."""
+    if not failures:
+        return []
+    for request, _ in failures:
+        _check(request)
+    ensure_table(engine)
+    now = _now()
+    ids = []
+    with engine.begin() as conn:
+        for i, error in failures:
+            if len(error) > MAX_ERROR_LENGTH:
+                error = error[: MAX_ERROR_LENGTH - 1] + "…"
+            ids.append(conn.execute(sync_requests.insert().values(
+                received_at=now, source=i.source, system=i.system, collection=i.collection, direction=i.direction,
+                scope=i.scope, action=i.action, external_id=i.external_id, ipaas_id=i.ipaas_id, resource=i.resource,
+                priority=i.priority, status="failed", run_id=None, batch_key=None, error=error, attempts=0,
+                updated_at=now, dedup_key=None)).inserted_primary_key[0])
+    return ids
+
+
 def _rows(result) -> list[SyncRequest]:
     return [SyncRequest(**{name: row[name] for name in _ROW_FIELDS}) for row in result.mappings()]
 
@@ -397,5 +419,5 @@ def _requeue(engine: Engine, cutoff: dt.datetime, max_attempts: Optional[int], *
 
 __all__ = [
     "DIRECTIONS", "NewRequest", "SOURCES", "STATUSES", "SyncRequest", "claim", "counts", "dedup_key", "enqueue",
-    "ensure_table", "finish", "pending", "requeue_stale", "status", "sync_requests",
+    "ensure_table", "finish", "pending", "record_failed", "requeue_stale", "status", "sync_requests",
 ]

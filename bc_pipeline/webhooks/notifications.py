@@ -316,7 +316,12 @@ def bc_requests(items: list[dict[str, Any]], known: KnownCollections) -> tuple[l
         if not isinstance(resource, str) or not resource or len(resource) > MAX_RESOURCE_LENGTH:
             problems.append(Problem(index, "resource", f"must be a resource path of at most {MAX_RESOURCE_LENGTH} characters"))
             continue
-        match = _BC_RESOURCE.search(resource)
+        # A `collection` notification names the entity set with `?$filter=lastModifiedDateTime gt …`.
+        path, _, query = resource.partition("?")
+        match = _BC_RESOURCE.search(path)
+        if query and change != "collection":
+            problems.append(Problem(index, "resource", f"only a collection notification has a query: {resource[:200]!r}"))
+            continue
         if match is None:
             problems.append(Problem(index, "resource", f"is not like /api/v2.0/companies(<id>)/customers(<id>): {resource[:200]!r}"))
             continue

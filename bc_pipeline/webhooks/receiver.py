@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from bc_pipeline.state import inbox
 from bc_pipeline.webhooks.auth import bearer_matches, secret_matches
+from bc_pipeline.webhooks.resolution import ResolutionError, Resolver, resolve
 from bc_pipeline.webhooks.notifications import (
     KnownCollections,
     NotificationError,
@@ -138,12 +139,13 @@ def _client(request: Request) -> str:
 
 def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                    body_timeout: float = DEFAULT_BODY_TIMEOUT, collections: Optional[KnownCollections] = None,
-                   bc_client_state: Optional[str] = None) -> Starlette:
+                   bc_client_state: Optional[str] = None, resolver: Optional[Resolver] = None) -> Starlette:
     """The ASGI app: POST /webhooks/ipaas, POST /webhooks/bc (+ GET for the handshake), GET /healthz.
 
     The iPaaS.com-style hook authenticates with `settings.ipaas_webhook_api_key` as bearer key. BC
     notifications must carry `bc_client_state` as clientState; by default a `bc_webhook_client_state`
-    setting when there is one, else the webhook API key.
+    setting when there is one, else the webhook API key. With a `resolver`, each BC change's SystemId is
+    read back to its key (one API GET) and a targeted request recorded; without, the entity is polled.
     """
     api_key = _secret(getattr(settings, "ipaas_webhook_api_key", None))
     client_state = _secret(bc_client_state) or _secret(getattr(settings, "bc_webhook_client_state", None)) or api_key
@@ -152,9 +154,16 @@ def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAU
     if api_key is None:
         log.warning("IPAAS_WEBHOOK_API_KEY is not set: every iPaaS webhook will be answered 503")
 
-    async def record(requests: list[inbox.NewRequest], what: str, **extra: Any) -> Response:
+    workers = int(getattr(settings, "concurrent_connections", 5) or 5)
+
+    async def record(requests: list[inbox.NewRequest], what: str,
+                     ended: Optional[list[tuple[inbox.NewRequest, str]]] = None, **extra: Any) -> Response:
         try:
             ids = await run_in_threadpool(inbox.enqueue, engine, requests) if requests else []
+            if ended:
+                await run_in_threadpool(inbox.record_failed, engine, ended)
+                for request, why in ended:
+                    log.warning("%s: %s: %s", what, request.collection, why)
         except SQLAlchemyError:
             log.exception("%s: the inbox could not record %d request(s); answered 503", what, len(requests))
             return _error(503, "the inbox is unavailable; nothing was recorded, retry later",
@@ -208,8 +217,17 @@ def build_receiver(settings: Any, engine: Engine, *, max_body_bytes: int = DEFAU
             return _invalid(exc)
         for problem in ignored:
             log.warning("BC webhook: notification %s ignored: %s", problem.index, problem.message)
-        extra = {"ignored": [p.as_dict() for p in ignored]} if ignored else {}
-        return await record(requests, "BC webhook", **extra)
+        try:
+            requests, ended = await run_in_threadpool(resolve, requests, resolver, workers=workers)
+        except ResolutionError as exc:
+            # 503: BC delivers the notification again later (408/429/5xx are retried for 36 hours).
+            log.warning("BC webhook: %s; answered 503", exc)
+            return _error(503, "the changed records could not be read from Business Central; nothing was "
+                               "recorded, retry later", headers={"Retry-After": "30"})
+        extra: dict[str, Any] = {"ignored": [p.as_dict() for p in ignored]} if ignored else {}
+        if ended:
+            extra["failed"] = [{"collection": r.collection, "error": why} for r, why in ended]
+        return await record(requests, "BC webhook", ended, **extra)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers=_NO_SNIFF)

@@ -103,7 +103,14 @@ def serve(settings: Any, host: str = "127.0.0.1", port: int = 8090, *, max_body_
     from bc_pipeline.state.database import engine_for
 
     engine = engine_for(settings.state_database_url)
-    app = build_receiver(settings, engine, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+    resolver = None
+    if settings.has_bc_credentials:
+        from bc_pipeline.webhooks.resolution import api_resolver
+
+        resolver = api_resolver(settings)
+    else:
+        log.warning("no Business Central credentials: a BC notification makes its entity be polled, not its record synced")
+    app = build_receiver(settings, engine, max_body_bytes=max_body_bytes, body_timeout=body_timeout, resolver=resolver)
     uvicorn.run(InFlightLimit(app), host=host, port=port, server_header=False, timeout_keep_alive=5,
                 http=functools.partial(DeadlineProtocol, header_timeout=header_timeout),  # type: ignore[arg-type]
                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, log_config=_log_config(), log_level="info")

@@ -1,6 +1,5 @@
 """Sync requests end to end: a webhook or a Manual Sync becomes a run that moves just the requested records."""
 
-import dagster as dg
 import pytest
 from starlette.testclient import TestClient
 
@@ -10,6 +9,7 @@ from bc_pipeline.settings import load_settings
 from bc_pipeline.state import inbox
 from bc_pipeline.state.database import engine_for
 from bc_pipeline.webhooks import build_receiver
+from bc_pipeline_tests.sensor_runs import tick as _tick
 
 pytestmark = pytest.mark.e2e
 
@@ -25,23 +25,6 @@ def hooks(world, monkeypatch):
 
 def _engine():
     return engine_for(load_settings().state_database_url)
-
-
-def _tick(instance) -> list[dg.RunRequest]:
-    """One sensor evaluation, then every run it asked for, as the Dagster daemon would launch them."""
-    from bc_pipeline.definitions import defs
-
-    sensor = defs.resolve_sensor_def("sync_requests")
-    with dg.build_sensor_context(instance=instance, resources={"subscription": defs.resources["subscription"]},
-                                 definitions=defs) as context:
-        result = sensor.evaluate_tick(context)
-    for request in result.run_requests:
-        job = defs.resolve_job_def(request.job_name)
-        run = job.execute_in_process(instance=instance, run_config=request.run_config,
-                                     asset_selection=list(request.asset_selection), tags=request.tags,
-                                     raise_on_error=False)
-        assert run.success
-    return result.run_requests
 
 
 def _links(world, table):

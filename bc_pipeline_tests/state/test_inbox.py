@@ -151,3 +151,14 @@ def test_every_sqlite_state_connection_syncs_each_commit(tmp_path):
     with engine.connect() as first, engine.connect() as second:
         # 2 = FULL: with WAL, NORMAL (1) can lose the last commits on power loss.
         assert [c.exec_driver_sql("PRAGMA synchronous").scalar() for c in (first, second)] == [2, 2]
+
+
+def test_a_request_that_ended_before_any_run_is_recorded_failed_with_why_and_never_claimed(state_url):
+    engine = engine_for(state_url)
+    gone = request("11111111-1111-1111-1111-111111111111", source="bc_webhook")
+    [failed_id] = inbox.record_failed(engine, [(gone, "deleted in Business Central before it could be read")])
+    [row] = inbox.status(engine, ids=[failed_id])
+    assert (row.status, row.error, row.external_id) == ("failed", "deleted in Business Central before it could be read",
+                                                        gone.external_id)
+    assert inbox.pending(engine) == []
+    assert inbox.enqueue(engine, [gone]) != [failed_id]  # the same change notified again is a new request

@@ -33,9 +33,18 @@ def engine(tmp_path):
     return engine_for(_settings(tmp_path).state_database_url)
 
 
+KEYS_BY_SYSTEM_ID = {CUSTOMER_GUID: "C10000"}
+GONE_GUID = "55555555-5555-5555-5555-555555555555"
+
+
+def fake_bc(entity_set, company_id, system_id):
+    """Business Central's API as the receiver's resolver sees it: a SystemId → the record's key (None: gone)."""
+    return KEYS_BY_SYSTEM_ID.get(system_id)
+
+
 @pytest.fixture
 def client(tmp_path, engine):
-    return TestClient(build_receiver(_settings(tmp_path), engine, max_body_bytes=4096))
+    return TestClient(build_receiver(_settings(tmp_path), engine, max_body_bytes=4096, resolver=fake_bc))
 
 
 def rows(engine):
@@ -343,8 +352,8 @@ def test_valid_bc_notifications_are_recorded_for_the_collections_reading_the_ent
     assert answer["accepted"] == 4 and [i["index"] for i in answer["ignored"]] == [3]
     got = sorted((r.collection, r.scope, r.action, r.external_id, r.source, r.direction) for r in rows(engine))
     assert got == [
-        ("Dynamics Company Add/Update to iPaaS", "company/updated", "updated", CUSTOMER_GUID, "bc_webhook", "TO_IPAAS"),
-        ("Dynamics Customer Add/Update to iPaaS", "customer/updated", "updated", CUSTOMER_GUID, "bc_webhook", "TO_IPAAS"),
+        ("Dynamics Company Add/Update to iPaaS", "company/updated", "updated", "C10000", "bc_webhook", "TO_IPAAS"),
+        ("Dynamics Customer Add/Update to iPaaS", "customer/updated", "updated", "C10000", "bc_webhook", "TO_IPAAS"),
         ("Dynamics Product Add/Update to iPaaS", "product/poll", "poll", None, "bc_webhook", "TO_IPAAS"),
         ("Dynamics Sales Order Add/Update to iPaaS", "transaction/deleted", "deleted",
          "33333333-3333-3333-3333-333333333333", "bc_webhook", "TO_IPAAS"),
@@ -353,6 +362,39 @@ def test_valid_bc_notifications_are_recorded_for_the_collections_reading_the_ent
     # BC sends the same change again (a retry): nothing new.
     assert client.post("/webhooks/bc", json={"value": [bc()]}).status_code == 202
     assert len(rows(engine)) == 4
+
+
+def test_a_collection_notification_names_the_entity_set_with_a_filter_and_becomes_a_poll(client, engine):
+    resource = f"{COMPANY}/items?$filter=lastModifiedDateTime%20gt%202030-01-01T00:00:00Z"
+    assert client.post("/webhooks/bc", json={"value": [bc(change="collection", resource=resource)]}).status_code == 202
+    [row] = rows(engine)
+    assert (row.action, row.external_id, row.status) == ("poll", None, "pending")
+    filtered_update = bc(resource=f"{COMPANY}/customers({CUSTOMER_GUID})?$filter=x")
+    assert client.post("/webhooks/bc", json={"value": [filtered_update]}).status_code == 400
+
+
+def test_a_record_deleted_before_it_was_read_ends_failed_saying_so(client, engine):
+    answer = client.post("/webhooks/bc", json={"value": [bc(resource=f"{COMPANY}/customers({GONE_GUID})")]})
+    assert answer.status_code == 202
+    got = rows(engine)
+    assert {r.status for r in got} == {"failed"} and len(got) == 2  # the customer and the company collection
+    assert all(GONE_GUID in r.error and "deleted in Business Central before it could be read" in r.error for r in got)
+
+
+def test_when_business_central_cannot_answer_the_notification_is_refused_with_503_and_nothing_recorded(tmp_path, engine):
+    def down(*_):
+        raise ConnectionError("BC is down")
+
+    client = TestClient(build_receiver(_settings(tmp_path), engine, resolver=down))
+    response = client.post("/webhooks/bc", json={"value": [bc()]})
+    assert response.status_code == 503 and response.headers["retry-after"] == "30"
+    assert rows(engine) == []
+
+
+def test_without_a_resolver_a_change_polls_its_entity(tmp_path, engine):
+    client = TestClient(build_receiver(_settings(tmp_path), engine))
+    assert client.post("/webhooks/bc", json={"value": [bc(), bc()]}).status_code == 202
+    assert sorted((r.scope, r.external_id) for r in rows(engine)) == [("company/poll", None), ("customer/poll", None)]
 
 
 def test_the_bc_client_state_can_be_its_own_secret(tmp_path, engine):
