@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bc_pipeline_tests.redis_server import free_port, redis_binary  # noqa: E402
+from bc_pipeline_tests.redis_server import redis_server as test_redis_server  # noqa: E402
 
 
 @contextmanager
@@ -57,30 +53,11 @@ def create_database(server_url: str, label: str) -> str:
 @contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
     """Redis on a free port, in a private folder, nothing saved to disk; its URL (database 0)."""
-    import redis
-
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(binary):
+    binary = redis_binary()
+    if binary is None:
         raise SystemExit("redis-server is missing: run `scripts/test-redis.sh install` first")
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if redis.Redis.from_url(url).ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
+    with test_redis_server(folder, binary) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def dagster_home(folder: Path) -> Path:
