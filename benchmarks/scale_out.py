@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scale out: `bc-pipeline run --extract-only` side by side vs one at a time, and on one vs two Celery workers.
 
-    .venv/bin/python benchmarks/scale_out.py                      # both parts, 0.5 s per page (~6 min)
+    .venv/bin/python benchmarks/scale_out.py                      # both parts, 0.5 s per page (~9 min)
     .venv/bin/python benchmarks/scale_out.py --part ratio         # only side by side vs one at a time
     .venv/bin/python benchmarks/scale_out.py --part celery        # only one vs two Celery workers
     .venv/bin/python benchmarks/scale_out.py --shape run          # the data `bc-pipeline run` reads from its sandbox
