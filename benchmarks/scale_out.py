@@ -25,7 +25,8 @@ temporary folder, a free port), Redis (redis-server on a free port: `scripts/tes
 mode, fresh databases: the pipeline's state (BC_PIPELINE_STATE_URL, so the throttle is the shared PostgreSQL
 one) and Dagster's storage (the README's snippet). Each worker is `celery -A dagster_celery.app worker` with
 `--concurrency` 5 (prefork) and a BC_PIPELINE_HOME and DAGSTER_HOME of its own; they share only PostgreSQL, Redis
-and the staging folder (BC_PIPELINE_STAGING_URL). The run is started once every worker is ready.
+and the staging folder (BC_PIPELINE_STAGING_URL); its dagster_celery_config imports the code location before
+the pool forks, as the README says. The run is started once every worker is ready.
   celery, 1 worker   one such worker (the one-worker baseline is Celery too, not the multiprocess run)
   celery, 2 workers  two of them: one throttle, one `business_central` pool across both
 
