@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +16,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from bc_pipeline.definitions import CELERY_BROKER_VARIABLE, build_definitions
 from bc_pipeline.runner import selection_for
 from bc_pipeline_tests.dagster_storage import ROOT, dagster_pg_home, fresh_database  # noqa: F401 (fixture)
+from bc_pipeline_tests.redis_server import redis_binary, redis_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,41 +24,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 celery_defs = build_definitions("celery")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_url(tmp_path):
     """A Redis server of the test's own: a free port, a private folder, nothing saved to disk."""
-    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    binary = redis_binary()
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is missing: `scripts/test-redis.sh install` (make test runs it)")
         pytest.skip("no redis-server (run the tests with `make test`)")
-    import redis
-
-    port, folder = _free_port(), tmp_path / "redis"
-    folder.mkdir()
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if redis.Redis.from_url(url).ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
+    with redis_server(tmp_path / "redis", binary) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _start_worker(name: str, root: Path, env: dict[str, str]) -> subprocess.Popen:
