@@ -237,7 +237,10 @@ def phase_to(bench: Bench, rows: list[list[Any]], summary: dict[str, Any]) -> No
               f"({'equal' if meta_total == logged else f'DIFFERENT by {logged - meta_total:+,}'}); BC reads {bc_reads:,}")
     bc_reads = sum(1 for e in initial["log"] if e["target"] in ("bc", "entra"))
     summary["to_bc_reads"] = bc_reads
-    print("\n  requests by kind (when the loader reports them), initial / updated / unchanged:")
+    summary["to_initial_requests"] = sum(1 for e in initial["log"] if e["target"] == "ipaas")
+    reported = any(k in m for r in (initial, updated, unchanged) for m in r["loads"].values() for k in COST_KEYS)
+    print("\n  requests by kind, initial / updated / unchanged:" if reported else
+          f"\n  requests by kind: the loader reports none of {', '.join(COST_KEYS)}")
     for slug, collection in COLLECTIONS.items():
         a, b, c = (r["loads"].get(slug, {}) for r in (initial, updated, unchanged))
         created = int(a.get("created") or 0) + int(a.get("linked") or 0)
@@ -250,8 +253,10 @@ def phase_to(bench: Bench, rows: list[list[Any]], summary: dict[str, Any]) -> No
         note = "" if scale == 1 or factor == 1 else "*"
         rows.append([slug, "TO iPaaS", created, ratio(req_c, created), n_u, ratio(req_u, n_u), n_n, ratio(req_n, n_n),
                      minutes(per_created, default_records, IPAAS_PER_MINUTE) + note, "-"])
-        print(f"  {slug}: {cost_split(a)} / {cost_split(b)} / {cost_split(c)}"
-              + (f"; linked {a.get('linked')}" if int(a.get("linked") or 0) else ""))
+        if reported:
+            print(f"  {slug}: {cost_split(a)} / {cost_split(b)} / {cost_split(c)}")
+        if int(a.get("linked") or 0):
+            print(f"  {slug}: {a.get('linked')} of the initial load's records linked to existing iPaaS.com records")
         if slug == "sales_order_to_ipaas":
             summary["order_to"] = {"created": (req_c, created), "updated": (req_u, n_u), "unchanged": (req_n, n_n),
                                    "edited": edited["orders"]}
@@ -317,7 +322,7 @@ PUT_PATHS = {"Transaction": "transactions/v2/Transaction/{id}", "Product": "prod
 
 
 def change_records(bench: Bench, model: str, ids: list[str]) -> None:
-    """Change what the collection maps: a line's qty, a product's price, a company's or person's phone."""
+    """Change what the collection maps: a line's qty, a product's price, a company's phone, a person's name."""
     current = {str(r["id"]): r for r in bench.ipaas_records(model)}
     for n, i in enumerate(ids):
         record = dict(current[i])
@@ -328,8 +333,10 @@ def change_records(bench: Bench, model: str, ids: list[str]) -> None:
             body["lines"][0]["qty"] = float(body["lines"][0].get("qty") or 0) + 5
         elif model == "Product":
             body["default_price"] = float(record.get("default_price") or 0) + 2.5
-        else:
+        elif model == "Company":
             body["phone_number"] = f"+1 555 09{n:04d}"
+        else:  # the stand-in's Customer keeps no phone_number: change what becomes the BC Name
+            body["last_name"] = f"{record.get('last_name') or ''} v2"
         bench.ipaas_put(PUT_PATHS[model].format(id=i), body)
 
 
@@ -389,6 +396,8 @@ def phase_from(bench: Bench, rows: list[list[Any]], summary: dict[str, Any], def
                   f"{'' if meta_bc is None or int(meta_bc) == f['bc'] else ', DIFFERENT'}), tokens {f['entra']}, "
                   f"iPaaS.com {f['ipaas']} (metadata {f['meta'].get('ipaas_requests')}); failed "
                   f"{f['meta'].get('failed')}, skipped {f['meta'].get('skipped')}", flush=True)
+        summary.setdefault("from_minutes", 0.0)
+        summary["from_minutes"] += (per_created or 0) * default_records / BC_PER_MINUTE
         if model == "Transaction":
             summary["order_from"] = {"bc": a["bc"], "entra": a["entra"], "created": n_c, "orders": len(ids),
                                      "lines": sum(len(r.get("lines") or []) for r in made)}
@@ -476,11 +485,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                "req/unchanged", "initial load min @ iPaaS 500/60 s", "initial load min @ BC 6,000/5 min"]
     print(f"\n== requests per record (scale {args.scale}, seed profile 'default', max_page_size 250)")
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-    print("TO rows: iPaaS.com requests. FROM rows: BC requests (with the Entra token requests in brackets); "
+    print("TO rows: iPaaS.com requests. FROM rows: BC requests (with the Entra ID requests for the token in brackets); "
           "minutes: req/created (with token) x the default data's records (scale 1: 1,000 orders, 300 customers, "
           "400 items).")
     if args.scale != 1:
         print(f"* extrapolated from scale {args.scale} to scale 1 (created / {args.scale:g}).")
+    if "to_initial_requests" in summary:
+        n = summary["to_initial_requests"]
+        print(f"initial_load TO iPaaS.com: {n:,} iPaaS.com requests"
+              + (f" = {n / IPAAS_PER_MINUTE:.1f} min at 500/60 s" if args.scale == 1 else
+                 f" at scale {args.scale:g} (the minutes column extrapolates per collection)"))
+    if "from_minutes" in summary:
+        print(f"FROM iPaaS.com, the default data's customers, items and orders created in BC: "
+              f"{summary['from_minutes']:.1f} min at 6,000/5 min (the FROM rows' minutes added up)")
     if "to_bc_reads" in summary:
         reads = summary["to_bc_reads"] / (args.scale if args.scale else 1)
         print(f"BC reads of initial_load (extraction, tokens included): {summary['to_bc_reads']:,}"
