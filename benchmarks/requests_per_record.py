@@ -343,7 +343,11 @@ def change_records(bench: Bench, model: str, ids: list[str]) -> None:
 def from_figures(result: dict[str, Any], slug: str) -> dict[str, Any]:
     meta = result.get("loads", {}).get(slug, {})
     log = result["log"]
-    return {"meta": meta, "bc": sum(1 for e in log if e["target"] == "bc"),
+    from collections import Counter
+
+    methods = Counter(f"{e['method']} {e.get('service') or '?'}" for e in log if e["target"] == "bc")
+    return {"meta": meta, "bc_methods": ", ".join(f"{k} {v}" for k, v in methods.most_common()),
+            "bc": sum(1 for e in log if e["target"] == "bc"),
             "entra": sum(1 for e in log if e["target"] == "entra"),
             "ipaas": sum(1 for e in log if e["target"] == "ipaas")}
 
@@ -395,7 +399,8 @@ def phase_from(bench: Bench, rows: list[list[Any]], summary: dict[str, Any], def
             print(f"    {label}: BC {f['bc']} (write's metadata {meta_bc}"
                   f"{'' if meta_bc is None or int(meta_bc) == f['bc'] else ', DIFFERENT'}), tokens {f['entra']}, "
                   f"iPaaS.com {f['ipaas']} (metadata {f['meta'].get('ipaas_requests')}); failed "
-                  f"{f['meta'].get('failed')}, skipped {f['meta'].get('skipped')}", flush=True)
+                  f"{f['meta'].get('failed')}, skipped {f['meta'].get('skipped')}"
+                  + (f"; BC: {f['bc_methods']}" if f["bc_methods"] else ""), flush=True)
         summary.setdefault("from_minutes", 0.0)
         summary["from_minutes"] += (per_created or 0) * default_records / BC_PER_MINUTE
         if model == "Transaction":
@@ -411,9 +416,11 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def print_targets(summary: dict[str, Any]) -> None:
+def print_targets(summary: dict[str, Any], skipped: list[str]) -> None:
     print()
-    if "order_to" in summary:
+    if "to" in skipped:
+        pass
+    elif "order_to" in summary:
         s = summary["order_to"]
         for kind, limit in TARGET_ORDER_TO.items():
             req, n = s[kind]
@@ -426,7 +433,9 @@ def print_targets(summary: dict[str, Any]) -> None:
                   f"({req:,} / {n:,}) ... {verdict(n > 0 and per <= limit)}")
     else:
         print("target Sales Order TO iPaaS: not measured ... MISSED")
-    if "order_from" in summary:
+    if "from" in skipped:
+        pass
+    elif "order_from" in summary:
         s = summary["order_from"]
         total = s["bc"] + s["entra"]
         per = total / s["created"] if s["created"] else float("inf")
@@ -502,7 +511,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         reads = summary["to_bc_reads"] / (args.scale if args.scale else 1)
         print(f"BC reads of initial_load (extraction, tokens included): {summary['to_bc_reads']:,}"
               f"{'' if args.scale == 1 else f' (~{reads:,.0f} at scale 1)'} = {reads / BC_PER_MINUTE:.1f} min at BC's limit")
-    print_targets(summary)
+    print_targets(summary, args.skip)
     print(f"\ntotal {time.time() - started:.0f} s; load average {os.getloadavg()[0]:.2f}")
     if args.workdir is None and not bench.failed:
         shutil.rmtree(workdir, ignore_errors=True)
