@@ -85,6 +85,7 @@ class BcWriter:
         self._header: Optional[dict[str, Any]] = None  # the BC record last read before an update
         self._records: dict[str, Optional[dict[str, Any]]] = {}  # iPaaS records read ahead, until written
         self._matches: dict[str, list[str]] = {}  # match value (casefolded) → BC keys, read for many at once
+        self._created_now: dict[str, str] = {}  # iPaaS id → BC key of a header just created in a $batch
 
     def _links(self, table: str) -> dict[str, str]:
         """iPaaS id → BC key, from the cached links (references point the other way on the way back)."""
@@ -105,6 +106,7 @@ class BcWriter:
             if retry_dead_letters else []
         wanted = list(dict.fromkeys([str(i) for i in ipaas_ids] + retried))
         self._find_matches_at_once(wanted)
+        self._create_at_once(wanted)
         for ipaas_id in wanted:
             outcome, digest, failure = self._one_safely(ipaas_id, hashes.get(ipaas_id))
             report.outcomes.append(outcome)
@@ -191,18 +193,22 @@ class BcWriter:
             return WriteOutcome(ipaas_id, "skipped", error=f"not sent: the collection's filter on {rules} excludes it"), None
         values, children, digest = plan
 
-        bc_key = self._linked_key(c.table, ipaas_id)
-        if bc_key is None and c.link_when_key_equals:
-            bc_key = self._link_when_key_equals(record, ipaas_id)
-        if bc_key is None and c.match_on and values.get(c.match_on):
-            bc_key = self._existing_key({c.match_on: values[c.match_on]})
-        if bc_key is not None and previous and previous[0] == digest and previous[1] == bc_key:
-            return WriteOutcome(ipaas_id, "unchanged", bc_key=bc_key), digest
-
-        if bc_key is not None:
-            kind = "updated" if self._update(bc_key, values, ipaas_id, record) else "unchanged"
+        created_now = self._created_now.pop(ipaas_id, None)  # its header went in a $batch of new records
+        if created_now is not None:
+            bc_key, kind = created_now, "created"
         else:
-            bc_key, kind = self._create(values, ipaas_id, record), "created"
+            bc_key = self._linked_key(c.table, ipaas_id)
+            if bc_key is None and c.link_when_key_equals:
+                bc_key = self._link_when_key_equals(record, ipaas_id)
+            if bc_key is None and c.match_on and values.get(c.match_on):
+                bc_key = self._existing_key({c.match_on: values[c.match_on]})
+            if bc_key is not None and previous and previous[0] == digest and previous[1] == bc_key:
+                return WriteOutcome(ipaas_id, "unchanged", bc_key=bc_key), digest
+
+            if bc_key is not None:
+                kind = "updated" if self._update(bc_key, values, ipaas_id, record) else "unchanged"
+            else:
+                bc_key, kind = self._create(values, ipaas_id, record), "created"
         outcome = WriteOutcome(ipaas_id, kind, bc_key=bc_key)
         # BC refuses line changes on an order that is not Open (Released, pending approval): say so, write nothing.
         status = None if kind == "created" else (self._header or {}).get("Status")
@@ -274,11 +280,65 @@ class BcWriter:
     def _create_once(self, service: str, body: dict[str, Any], find) -> dict[str, Any]:
         return create_once(lambda: self.bc.create(service, body), find, service)
 
+    def _create_body(self, values: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        add_only_rules = self.collection.add_only_rules()
+        [add_only], _ = self._map(add_only_rules, [], [_flatten(record)]) if add_only_rules else ([{}], [None])
+        return {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
+
+    def _create_at_once(self, ipaas_ids: list[str]) -> None:
+        """New orders' headers in one `$batch` per 100 (each its own operation), each linked the moment its answer
+        is read; their lines then go per order. Only records whose match value BC was just asked about and does not
+        hold; after an unclear answer, or an operation answered 5xx or 429, their look-up is read again, live."""
+        c = self.collection
+        if not c.children or not c.match_on or c.link_when_key_equals:
+            return
+        batchable, seen = [], set()
+        for ipaas_id in ipaas_ids:
+            record = self._records.get(ipaas_id)
+            if record is None or self._links(c.table).get(ipaas_id) is not None:
+                continue
+            try:
+                plan = self.planned(record)
+                value = plan[0].get(c.match_on) if plan is not None else None
+                if value in (None, "") or self._matches.get(_match_key(value)) != [] or _match_key(value) in seen:
+                    continue
+                if self._linked_key(c.table, ipaas_id) is not None:
+                    continue
+                batchable.append((ipaas_id, self._create_body(plan[0], record), plan[0]))
+                seen.add(_match_key(value))
+            except Exception:  # noqa: BLE001 - the record's own write reports it, as its dead letter
+                continue
+        for start in range(0, len(batchable), MAX_BATCH_OPERATIONS):
+            chunk = batchable[start : start + MAX_BATCH_OPERATIONS]
+            operations = [{"method": "POST", "url": self.bc.service_url(self.entity.service), "body": body}
+                          for _, body, _ in chunk]
+            try:
+                answers = self.bc.batch(operations)
+            except (ServiceError, PipelineError) as exc:
+                log.info("%s: %d new records' batch went unanswered or was refused (%s); each is looked up and written "
+                         "on its own", c.name, len(chunk), exc)
+                for _, _, values in chunk:
+                    self._matches.pop(_match_key(values[c.match_on]), None)
+                continue
+            for (ipaas_id, _, values), answer in zip(chunk, answers):
+                status = int(answer.get("status") or 0)
+                if 200 <= status < 300 and isinstance(answer.get("body"), dict):
+                    bc_key = self.entity.external_id(answer["body"])
+                    self._matches[_match_key(values[c.match_on])] = [bc_key]
+                    try:
+                        self._remember_created(ipaas_id, bc_key, values)
+                    except Exception as exc:  # noqa: BLE001 - linked here or not, its own write goes on from BC
+                        log.warning("%s: %s was created in Business Central as %s but not linked yet (%s)", c.name,
+                                    ipaas_id, bc_key, exc)
+                        continue
+                    self._created_now[ipaas_id] = bc_key
+                elif status >= 500 or status in (408, 429):  # it may have been written: read before writing again
+                    self._matches.pop(_match_key(values[c.match_on]), None)
+                # any other answer: refused, nothing written; the record's own write tells why
+
     def _create(self, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> str:
         c = self.collection
-        add_only_rules = c.add_only_rules()
-        [add_only], _ = self._map(add_only_rules, [], [_flatten(record)]) if add_only_rules else ([{}], [None])
-        body = {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
+        body = self._create_body(values, record)
 
         def find() -> Optional[dict[str, Any]]:
             key = self._existing_key({c.match_on: values[c.match_on]}, live=True) \
@@ -287,13 +347,17 @@ class BcWriter:
 
         created = self._create_once(self.entity.service, body, find)
         bc_key = created["key"] if set(created) == {"key"} else self.entity.external_id(created)
+        self._remember_created(ipaas_id, bc_key, values)
+        return bc_key
+
+    def _remember_created(self, ipaas_id: str, bc_key: str, values: dict[str, Any]) -> None:
+        c = self.collection
         if c.match_on and values.get(c.match_on) not in (None, ""):  # a later record with the same value finds it
             self._matches[_match_key(values[c.match_on])] = [bc_key]
         # Link at once, here first: if anything after this fails, the next run finds the order instead of creating another.
         state.save_links(self.engine, c.table, [(bc_key, ipaas_id)])
         self._links(c.table)[ipaas_id] = bc_key
         self.ipaas.link(c.table, bc_key, ipaas_id)
-        return bc_key
 
     def _update(self, bc_key: str, values: dict[str, Any], ipaas_id: str, record: dict[str, Any]) -> bool:
         """PATCH what differs, with the record's ETag; one re-read and retry on a conflict. True if written."""

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import admin, api_v2, entra
-from .batch import run_batch
+from .batch import operations_of, run_batch
 from .bc_errors import Answer, BCError, server_error, too_many_requests, unauthorized, forbidden
 from .business_central import ODataRequest, handle, service_name_of
 from .fault_answers import HeldAnswer, bc_error_for, drop_connection, entra_error_for, ipaas_error_for
@@ -245,6 +245,11 @@ class SandboxApp:
                 else:
                     answer = handle(state, req)
                 lost = self._lost_answer("bc", service, path, method, answer.status)
+                if lost is None and service == "$batch":
+                    for inner_service, inner_method in operations_of(req):
+                        lost = self._lost_answer("bc", inner_service, path, inner_method, answer.status)
+                        if lost is not None:
+                            break
                 if lost is not None:
                     answer = await self._bc_instead(lost, scope, send, correlation_id, status_box)
                     if answer is None:

@@ -45,6 +45,22 @@ def run_batch(state: SandboxState, req: ODataRequest, correlation_id: str) -> An
     return Answer(200, orjson.dumps({"responses": responses}), {"OData-Version": "4.0"})
 
 
+def operations_of(req: ODataRequest) -> list[tuple[str, str]]:
+    """(service, method) of each operation a $batch holds, for faults: a rule on a service's answer takes the
+    answer of a batch that holds an operation on it (the batch's one answer is what gets lost)."""
+    try:
+        payload = orjson.loads(req.body or b"{}")
+        found = []
+        for item in payload.get("requests") or []:
+            path, query = _relative(str(item["url"]), req.service_root)
+            service = service_name_of(path, query)
+            if service:
+                found.append((service, str(item.get("method") or "").upper()))
+        return found
+    except Exception:  # noqa: BLE001 - a malformed batch was answered as such; no fault to match
+        return []
+
+
 def _requests(state: SandboxState, req: ODataRequest) -> list:
     if "json" not in req.headers.get("content-type", "").lower():
         raise BCError(400, "BadRequest", "The sandbox accepts JSON $batch requests only "

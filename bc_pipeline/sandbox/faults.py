@@ -8,7 +8,9 @@ A rule (``{"kind": ..., "count": N, ...}``) fires on the next N matching request
   lost_answer    process the request in full (the record is created, changed or linked), then lose the
                  answer: ``then`` "drop" (default) closes the connection without answering, a status (429, 500,
                  502, 503, 504...) answers that status with the service's error body (``retry_after`` as above);
-                 only requests the service processed (status below 400) consume it
+                 only requests the service processed (status below 400) consume it; a rule on a service
+                 (and method) also takes the answer of a $batch holding such an operation: the whole
+                 batch was processed and its one answer is lost
   etag_conflict  before the next PATCH/DELETE of record ``key`` in ``service``, bump its version as if
                  another user had saved it, so the client's ETag is stale (409 Request_EntityChanged)
 Rules match on ``target`` ("bc" by default, or "entra", "ipaas", "any"), and optionally ``service`` (a BC
