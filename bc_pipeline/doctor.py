@@ -75,12 +75,30 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
                 return f"{entity.object_type} {entity.object_id} published as {entity.service}{note}"
 
             findings.append(_attempt(f"service {entity.service}", probe))
+        findings.append(_attempt("collection fields", lambda: _check_collection_fields(client)))
     finally:
         client.close()
 
     if check_ipaas:
         findings.append(_check_ipaas(settings))
     return findings
+
+
+def _check_collection_fields(client: BusinessCentralClient) -> str:
+    """Every BC field a mapping collection names (either direction) against the services' $metadata."""
+    from bc_pipeline.mapping.fields import fields_by_service
+    from bc_pipeline.mapping.registry import all_collections
+    from bc_pipeline.service_fields import FIX, describe_missing, missing_fields, parse_metadata
+
+    published = parse_metadata(client.metadata())
+    named = fields_by_service(all_collections().values())
+    # A service that is not published at all is reported by its own check above.
+    problems = [describe_missing(service, missing) for service, fields in named.items()
+                if service in published and (missing := missing_fields(published, service, fields))]
+    if problems:
+        raise PipelineError("; ".join(problems) + f". What to do: {FIX}")
+    total = sum(len(f) for f in named.values())
+    return f"all {total} fields the mapping collections name are published ({len(named)} services)"
 
 
 def _check_ipaas(settings: SubscriptionSettings) -> Finding:

@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME
+from bc_pipeline.mapping.fields import with_collection_fields
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.business_central import BusinessCentralClient
 from bc_pipeline.mapping.collection import PLACEHOLDER, MappingCollection
@@ -33,7 +34,7 @@ def key_values(template: str, external_id: str) -> dict[str, str] | None:
 
 def _read(bc: BusinessCentralClient, source: str, field: str, values: list[str]) -> list[dict[str, Any]]:
     """The rows of a source whose `field` is one of `values`, each value a literal (BC's `or` is per field)."""
-    entity = BY_NAME[source]
+    entity = with_collection_fields(BY_NAME[source])
     rows: list[dict[str, Any]] = []
     unique = list(dict.fromkeys(values))
     for start in range(0, len(unique), KEYS_PER_QUERY):

@@ -10,7 +10,9 @@ from bc_pipeline.catalog import ENTITIES, Entity, with_change_field
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import BC_POOL, SubscriptionResource
 from bc_pipeline.extraction import extract
-from bc_pipeline.mapping.registry import consumers_of
+from bc_pipeline.mapping.fields import tenant_fields_by_service, with_collection_fields
+from bc_pipeline.mapping.registry import consumers_of, to_ipaas_collections
+from bc_pipeline.service_fields import require_fields
 
 GROUP = "business_central"
 
@@ -50,9 +52,11 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
         counter = TrafficCounter()
         client = subscription.business_central(counter)
         try:
+            readers = to_ipaas_collections().values()
+            require_fields(client, tenant_fields_by_service(readers, [entity.name]))
             result, _ = extract(
                 client,
-                with_change_field(entity, client.settings.modified_at_fields),
+                with_change_field(with_collection_fields(entity, readers), client.settings.modified_at_fields),
                 subscription.staging(),
                 subscription.state_engine(),
                 context.run.run_id,

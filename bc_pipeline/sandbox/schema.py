@@ -188,7 +188,8 @@ PAGE_SERVICES = {
     "CustomerPriceGroups": ("CustomerPriceGroups.tsv", 7, "Customer Price Group", ("Code",), ()),
 }
 # Tenant extension fields: their AL types are unknown, so they are written as text, unchecked.
-CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code")}
+CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code"),
+                 "CustomerCard": ("LoyaltyTier",)}  # no catalog entry names it: collections alone read it
 KEY_CAPTIONS = {"No": "No.", "Code": "Code", "Document_Type": "Document Type", "Document_No": "Document No.",
                 "Line_No": "Line No."}
 KEY_TYPES = {"No": "Code[20]", "Document_Type": "Option", "Document_No": "Code[20]", "Line_No": "Integer"}

@@ -23,6 +23,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ledger_rows_min": 1, "ledger_rows_max": 2,
     },
 }
+LOYALTY_TIERS = ("", "BRONZE", "SILVER", "GOLD", "PLATINUM")  # a tenant extension field of the Customer Card
 SCALED = ("customers", "items", "sales_orders")
 MINIMUM = {"customers": 8, "items": 6, "sales_orders": 4, "locations": 3, "shipping_agents": 2,
            "customer_price_groups": 2}
@@ -317,6 +318,7 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
             "Allow_Line_Disc": True, "Combine_Shipments": rng.random() < 0.4, "Prices_Including_VAT": False,
             "Copy_Sell_to_Addr_to_Qte_From": "Company", "Customized_Calendar": "No",
             "Document_Sending_Profile": rng.choice(["", "", "EMAIL", "PRINT"]),
+            "LoyaltyTier": LOYALTY_TIERS[i % len(LOYALTY_TIERS)],  # not drawn from rng: the rest of the data stays
         }
         rows.append(b.row(values))
         customers.append((no, name, addr, phone, email, contact, currency, terms, blocked))
