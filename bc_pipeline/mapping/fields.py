@@ -44,8 +44,9 @@ def named_fields(collection: MappingCollection) -> dict[str, set[str]]:
 
 
 def tenant_fields(entity: Entity, collections: Iterable[MappingCollection]) -> dict[str, list[str]]:
-    """Fields collections name that the catalog does not know (tenant extension fields), each with the files."""
-    known = set(entity.select)
+    """Fields collections name that the catalog does not know (tenant extension fields), each with the files.
+    Every column of a query counts: the query is the tenant's own, the catalog's names only its defaults."""
+    known = set(entity.select) if entity.object_type != "Query" else set()
     found: dict[str, list[str]] = {}
     for collection in collections:
         for name in sorted(named_fields(collection).get(entity.name, ())):
@@ -62,6 +63,13 @@ def with_collection_fields(entity: Entity, collections: Optional[Iterable[Mappin
 
         collections = all_collections().values()
     chosen = [c for c in collections if direction is None or c.direction is direction]
+    if entity.object_type == "Query":
+        # A query's columns are the tenant's own (Items by Location is no standard object, and a tenant's copy
+        # may name them differently): read exactly the columns the collections name, none the catalog assumes.
+        named = set().union(*(named_fields(c).get(entity.name, set()) for c in chosen))
+        if named:
+            return replace(entity, keys=tuple(k for k in entity.keys if k in named), custom_fields=(),
+                           fields=tuple(sorted(named - set(entity.keys))))
     extra = tuple(tenant_fields(entity, chosen))
     return replace(entity, custom_fields=entity.custom_fields + extra) if extra else entity
 

@@ -140,7 +140,7 @@ class Builder:
 
     def __init__(self, service: Service):
         self.service = service
-        self.index = service.index
+        self.index = service.seed_index
         self.defaults = service.defaults
 
     def row(self, values: dict[str, Any]) -> list:
