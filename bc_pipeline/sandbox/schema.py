@@ -270,6 +270,11 @@ def _service(name: str, object_type: str, object_id: int, table: str, keys: tupl
                    relations={r.name: r.relation for r in rows.values() if r.relation}, options=options)
 
 
+# The pages a customer's page extension adds SystemModifiedAt to, when the sandbox is asked to (BC stamps every
+# table's SystemModifiedAt; no standard page of the guide shows it).
+SYSTEM_MODIFIED_AT_PAGES = ("CustomerCard", "ItemCard", "SalesOrders", "SalesOrderLines")
+
+
 def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_modified_at: bool = False,
                    pages_dir: Optional[Path] = None, itemsbylocation_names: Optional[dict[str, str]] = None
                    ) -> dict[str, Service]:
@@ -289,7 +294,7 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
             if extra not in fields:
                 fields.append(extra)
                 captions[extra] = extra.replace("_", " ")
-        if system_modified_at and name in ("CustomerCard", "ItemCard"):
+        if system_modified_at and name in SYSTEM_MODIFIED_AT_PAGES:
             fields.append("SystemModifiedAt")
             captions["SystemModifiedAt"] = "SystemModifiedAt"
             page.append(PageField("SystemModifiedAt", "SystemModifiedAt", *SYSTEM_FIELDS["SystemModifiedAt"]))

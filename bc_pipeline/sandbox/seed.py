@@ -492,6 +492,16 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
             }))
             on_order[i_no] = on_order.get(i_no, 0.0) + qty - shipped_qty  # Qty. on Sales Order counts every item
 
+    # A page extension's SystemModifiedAt on orders and lines: a line was last changed with its order, the day it
+    # shipped (or was ordered), not drawn from rng so the rest of the data stays the same.
+    if "SystemModifiedAt" in bh.index:
+        changed_at = {}
+        for header in headers:
+            stamp = f"{header[bh.index['Shipment_Date']]}T12:00:00.000Z"
+            header[bh.index["SystemModifiedAt"]] = changed_at[header[bh.index["No"]]] = stamp
+        for line in lines:
+            line[bl.index["SystemModifiedAt"]] = changed_at[line[bl.index["Document_No"]]]
+
     # --- inventory by location (query 2554) ------------------------------------------------------------------
     # As query 37015 "Inventory by Location" does: open item ledger entries (Open = const(true)) left-joined to
     # their location, Quantity / RemainingQuantity / ReservedQuantity summed per distinct value of every other
