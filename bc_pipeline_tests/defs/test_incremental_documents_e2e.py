@@ -34,8 +34,16 @@ def _transaction(world, number):
     return found
 
 
-def test_a_changed_line_alone_sends_its_whole_order_and_an_unchanged_sync_reads_only_the_newest(stamped, instance):
+def test_a_changed_line_alone_sends_its_whole_order_and_an_unchanged_sync_reads_only_the_newest(stamped, instance,
+                                                                                                 monkeypatch):
+    from bc_pipeline.doctor import diagnose
+    from bc_pipeline.settings import load_settings
+
     world = stamped
+    monkeypatch.delenv("BC_MODIFIED_AT_FIELDS")
+    dates = next(f for f in diagnose(load_settings(), check_ipaas=False) if f.check == "change dates")
+    assert dates.ok and f"read only their changes with BC_MODIFIED_AT_FIELDS={WATCHED}" in dates.detail
+    monkeypatch.setenv("BC_MODIFIED_AT_FIELDS", WATCHED)
     first = run_job("sync_to_ipaas", ENTITIES, instance=instance)
     assert first.success and not first.failed_records, first.error or first.failed_records
     assert first.extracts["sales_orders"]["mode"] == first.extracts["sales_order_lines"]["mode"] == "full"
