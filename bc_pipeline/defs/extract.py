@@ -27,6 +27,13 @@ class ExtractConfig(dg.Config):
     key_field: Optional[str] = Field(None, description="The field `keys` are values of (default: the entity's key).")
 
 
+def entity_as_read(client, entity: Entity) -> Entity:
+    """The entity with every field the TO iPaaS collections name; their tenant fields checked in $metadata first."""
+    readers = to_ipaas_collections().values()
+    require_fields(client, tenant_fields_by_service(readers, [entity.name]))
+    return with_collection_fields(entity, readers)
+
+
 def extract_asset_key(entity: Entity) -> dg.AssetKey:
     return dg.AssetKey(["bc", entity.name])
 
@@ -52,11 +59,9 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
         counter = TrafficCounter()
         client = subscription.business_central(counter)
         try:
-            readers = to_ipaas_collections().values()
-            require_fields(client, tenant_fields_by_service(readers, [entity.name]))
             result, _ = extract(
                 client,
-                with_change_field(with_collection_fields(entity, readers), client.settings.modified_at_fields),
+                with_change_field(entity_as_read(client, entity), client.settings.modified_at_fields),
                 subscription.staging(),
                 subscription.state_engine(),
                 context.run.run_id,
