@@ -35,9 +35,11 @@ def _user_collections(tmp_path, *, to_field="LoyaltyTier", from_field="LoyaltyTi
     """The shipped customer collections, each with a custom field added: YAML only."""
     folder = tmp_path / "collections"
     folder.mkdir()
-    to_text = (COLLECTIONS_DIR / "customer_to_ipaas.yaml").read_text(encoding="utf-8")
-    (folder / "customer_to_ipaas.yaml").write_text(
-        to_text + f"custom_fields:\n  - {{custom_field_name: LoyaltyTier, source: {to_field}}}\n", encoding="utf-8")
+    for name in ("customer_to_ipaas.yaml", "company_to_ipaas.yaml"):
+        to_text = (COLLECTIONS_DIR / name).read_text(encoding="utf-8")
+        assert "custom_fields:" not in to_text
+        (folder / name).write_text(
+            to_text + f"custom_fields:\n  - {{custom_field_name: LoyaltyTier, source: {to_field}}}\n", encoding="utf-8")
     from_text = (COLLECTIONS_DIR / "customer_from_ipaas.yaml").read_text(encoding="utf-8")
     marker = "  Partner_Type: {value: Person}\n"
     assert marker in from_text
@@ -60,6 +62,7 @@ def _custom(record, name):
 
 
 def test_a_tenant_field_named_only_in_yaml_moves_to_ipaas_and_back(world, tmp_path):
+    """LoyaltyTier: on companies and customers TO iPaaS.com, on a customer FROM iPaaS.com; YAML only."""
     folder = _user_collections(tmp_path)
     new = world.ipaas("POST", "records/Customer", json={
         "first_name": "Zoë", "last_name": "O'Hara", "email_address": "zoe.ohara@example.com",
@@ -75,6 +78,12 @@ def test_a_tenant_field_named_only_in_yaml_moves_to_ipaas_and_back(world, tmp_pa
             if c.get("customer_number") in people}
     assert sent == {no: c["LoyaltyTier"] or None for no, c in people.items()}
     assert len(set(sent.values()) - {None}) >= 2  # the seeded tiers, not one constant
+    companies = {c["No"]: c["LoyaltyTier"] or None for c in world.handle.records("CustomerCard")
+                 if c.get("Partner_Type") != "Person"}
+    links = {str(link["internal_id"]): link["external_id"] for link in world.ipaas_links()
+             if link["table_name"].lower() == "customer" and not link.get("deleted")}
+    landed = {links[str(c["id"])]: _custom(c, "LoyaltyTier") for c in world.ipaas_records("Company")}
+    assert landed == {no: tier for no, tier in companies.items() if no in landed} and len(landed) >= 3
     [created] = [c for c in world.handle.records("CustomerCard") if c.get("E_Mail") == "zoe.ohara@example.com"]
     assert created["LoyaltyTier"] == "DIAMOND"
 
@@ -100,8 +109,8 @@ def test_a_field_the_service_lacks_is_named_with_the_service_and_the_file(world,
     user_collections(_user_collections(tmp_path, to_field="Loyalty_Tier"))
     outcome = run_job("extract_business_central", ["customers"], instance=instance)
     assert not outcome.success
-    assert ("CustomerCard has no field 'Loyalty_Tier' (named in customer_to_ipaas.yaml) in Business Central's "
-            "$metadata") in outcome.error
+    assert ("CustomerCard has no field 'Loyalty_Tier' (named in company_to_ipaas.yaml, customer_to_ipaas.yaml) in "
+            "Business Central's $metadata") in outcome.error
     assert "customers" not in outcome.extracts  # nothing was read
 
 
@@ -117,5 +126,5 @@ def test_doctor_lists_every_field_a_collection_names_that_the_service_lacks(worl
     assert not fields.ok
     assert fields.detail == (
         "CustomerCard has no field 'LoyaltyTeir' (named in customer_from_ipaas.yaml), 'Loyalty_Tier' (named in "
-        "customer_to_ipaas.yaml) in Business Central's $metadata")
+        "company_to_ipaas.yaml, customer_to_ipaas.yaml) in Business Central's $metadata")
     assert "publish the page extension" in fields.fix
