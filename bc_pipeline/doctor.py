@@ -13,6 +13,7 @@ from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.mapping.add_defaults import ADD_DEFAULTS
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import from_ipaas_collections
+from bc_pipeline.service_fields import parse_metadata
 from bc_pipeline.settings import SettingsError, SubscriptionSettings, load_settings
 
 
@@ -108,6 +109,15 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
                 findings.append(_attempt(f"add defaults of {collection.slug}",
                                          lambda c=collection: _check_add_defaults(client, c)))
         findings.append(_check_webhooks(settings, client))
+        metadata: list[dict[str, set[str]]] = []  # read once, for both checks
+
+        def published() -> dict[str, set[str]]:
+            if not metadata:
+                metadata.append(parse_metadata(client.metadata()))
+            return metadata[0]
+
+        findings.append(_attempt("collection fields", lambda: _check_collection_fields(published())))
+        findings.append(_attempt("change dates", lambda: _check_change_dates(published(), settings)))
     finally:
         client.close()
 
@@ -139,6 +149,38 @@ def _check_webhooks(settings: SubscriptionSettings, client: BusinessCentralClien
                        "does it within the hour), with `bc-pipeline webhooks serve` reachable at "
                        "BC_WEBHOOK_NOTIFICATION_URL")
     return finding
+
+
+def _check_collection_fields(published: dict[str, set[str]]) -> str:
+    """Every BC field a mapping collection names (either direction) against the services' $metadata."""
+    from bc_pipeline.mapping.fields import fields_by_service
+    from bc_pipeline.mapping.registry import all_collections
+    from bc_pipeline.service_fields import FIX, describe_missing, missing_fields
+
+    named = fields_by_service(all_collections().values())
+    # A service that is not published at all is reported by its own check above.
+    problems = [describe_missing(service, missing) for service, fields in named.items()
+                if service in published and (missing := missing_fields(published, service, fields))]
+    if problems:
+        raise PipelineError("; ".join(problems) + f". What to do: {FIX}")
+    total = sum(len(f) for f in named.values())
+    return f"all {total} fields the mapping collections name are published ({len(named)} services)"
+
+
+def _check_change_dates(published: dict[str, set[str]], settings: SubscriptionSettings) -> str:
+    """How each entity is read each sync, and the SystemModifiedAt a page extension exposes but no setting uses."""
+    from bc_pipeline.catalog import with_change_field
+
+    unused = [e for e in ENTITIES if "SystemModifiedAt" in published.get(e.service, ())
+              and e.name not in settings.modified_at_fields]
+    read = [with_change_field(e, settings.modified_at_fields) for e in ENTITIES]
+    changes = ", ".join(f"{e.name} by {e.modified_at}" for e in read if e.modified_at)
+    text = f"changes only: {changes or 'none'}; the rest read in full each sync (unchanged records are not sent)"
+    if unused:
+        pairs = ",".join(f"{e.name}=SystemModifiedAt" for e in unused)
+        text += (f"; {', '.join(e.service for e in unused)} expose SystemModifiedAt (a page extension): read only "
+                 f"their changes with BC_MODIFIED_AT_FIELDS={pairs}")
+    return text
 
 
 def _check_ipaas(settings: SubscriptionSettings) -> Finding:

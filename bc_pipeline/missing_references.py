@@ -15,7 +15,7 @@ from bc_pipeline.loading import Loader, LoadReport
 from bc_pipeline.mapping.collection import Direction, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord, apply_collection
 from bc_pipeline.mapping.registry import all_collections
-from bc_pipeline.replay import _read, key_values
+from bc_pipeline.replay import key_values, read_where
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class ReferenceResolver:
             if not parsed:
                 continue
             field = next(iter(parsed[0]))
-            frame = pd.DataFrame(_read(self.bc(), target.source, field, [p[field] for p in parsed]))
+            frame = pd.DataFrame(read_where(self.bc(), target.source, field, [p[field] for p in parsed]))
             cache: dict[str, dict[str, str]] = {}
 
             def link_lookup(t: str) -> dict[str, str]:

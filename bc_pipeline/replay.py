@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME
+from bc_pipeline.mapping.fields import with_collection_fields
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.business_central import BusinessCentralClient
 from bc_pipeline.mapping.collection import PLACEHOLDER, MappingCollection
@@ -31,9 +32,9 @@ def key_values(template: str, external_id: str) -> dict[str, str] | None:
     return dict(zip(fields, match.groups())) if match else None
 
 
-def _read(bc: BusinessCentralClient, source: str, field: str, values: list[str]) -> list[dict[str, Any]]:
+def read_where(bc: BusinessCentralClient, source: str, field: str, values: list[str]) -> list[dict[str, Any]]:
     """The rows of a source whose `field` is one of `values`, each value a literal (BC's `or` is per field)."""
-    entity = BY_NAME[source]
+    entity = with_collection_fields(BY_NAME[source])
     rows: list[dict[str, Any]] = []
     unique = list(dict.fromkeys(values))
     for start in range(0, len(unique), KEYS_PER_QUERY):
@@ -84,11 +85,11 @@ def dead_letter_records(
         return [], []
     # The placeholder with the most distinct values narrows the read the most.
     field = max(parsed[0], key=lambda f: (len({p[f] for p in parsed}), list(parsed[0]).index(f)))
-    frame = pd.DataFrame(_read(bc, collection.source, field, [p[field] for p in parsed]))
+    frame = pd.DataFrame(read_where(bc, collection.source, field, [p[field] for p in parsed]))
     child_frames = {}
     for child in collection.children:
         parents = frame[child.parent_key].astype(str).tolist() if child.parent_key in frame.columns else []
-        child_frames[child.source] = pd.DataFrame(_read(bc, child.source, child.child_key, parents) if parents else [])
+        child_frames[child.source] = pd.DataFrame(read_where(bc, child.source, child.child_key, parents) if parents else [])
     records = [r for r in apply_collection(collection, frame, links, child_frames) if r.external_id in wanted]
     gone = sorted(set(wanted) - {r.external_id for r in records} - {e for e, v in wanted.items() if v is None})
     return records, gone

@@ -313,6 +313,14 @@ class SubscriptionSettings(BaseSettings):
                 raise ValueError(
                     f"{field!r} for {entity} is not an OData field name (a letter or _, then letters, digits or _)"
                 )
+        from bc_pipeline.mapping.registry import to_ipaas_collections
+
+        # A line changes without its header: a document read by its header's changes alone would miss those.
+        for collection in to_ipaas_collections().values():
+            for child in collection.children:
+                if collection.source in value and child.source not in value:
+                    raise ValueError(f"{collection.source} is read with its {child.source} ({collection.name}): "
+                                     f"give {child.source}=<field> too, e.g. {child.source}=SystemModifiedAt")
         return value
 
     @field_validator("state_url")

@@ -35,6 +35,11 @@ class Batch:
         `collection` notification). A BC change arrives with its key already read back from its SystemId."""
         return any(not (r.external_id or r.ipaas_id) for r in self.requests)
 
+    @property
+    def initializes(self) -> bool:
+        """An `initialize` scope asks for every record, changed or not: a full read, not an incremental one."""
+        return any(r.action == "initialize" for r in self.requests)
+
 
 def claim_batches(engine: Engine, limit: int = BATCH_LIMIT) -> tuple[list[Batch], list[inbox.SyncRequest]]:
     """Claim the pending requests, grouped by collection; requests that cannot be served are failed at once."""
@@ -75,7 +80,10 @@ def run_config_for(batch: Batch) -> dict[str, Any]:
         ids = [] if batch.polls else batch.ids
         return {"ops": {f"bc_out__{c.slug}": {"config": {"ipaas_ids": ids, "inbox_batch": batch.key}}}}
     ops: dict[str, Any] = {f"ipaas__{c.slug}": {"config": {"inbox_batch": batch.key}}}
-    if not batch.polls:
+    if batch.initializes:
+        for source in c.source_entities:
+            ops[f"bc__{source}"] = {"config": {"full_refresh": True}}
+    elif not batch.polls:
         ops[f"bc__{c.source}"] = {"config": {"keys": batch.ids}}
         for child in c.children:
             ops[f"bc__{child.source}"] = {"config": {"keys": batch.ids, "key_field": child.child_key}}

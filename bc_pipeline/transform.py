@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from bc_pipeline.clients.business_central import BusinessCentralClient
+from bc_pipeline.documents import complete_documents
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord, apply_collection
 from bc_pipeline.replay import remap_dead_letters
@@ -52,6 +53,9 @@ def transform(collection: MappingCollection, staging: StagingArea, engine: Engin
     extracts = {entity: staging.require_extract(entity, runs) for entity in collection.source_entities}
     frame = _frame(extracts[collection.source])
     child_frames = {c.source: _frame(extracts[c.source]) for c in collection.children}
+    if bc is not None and collection.children:
+        modes = {entity: str(e.manifest().get("mode")) for entity, e in extracts.items()}
+        frame, child_frames = complete_documents(collection, frame, child_frames, modes, bc)
     cache: dict[str, dict[str, str]] = {}
 
     def links(table: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pydantic import Field
 from bc_pipeline.catalog import ENTITIES, Entity
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.transport import TrafficCounter
+from bc_pipeline.defs.extract import entity_as_read
 from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.extraction import extract
 from bc_pipeline.loading import Loader
@@ -56,7 +57,8 @@ def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
         engine, staging = subscription.state_engine(), subscription.staging()
         bc = subscription.business_central(TrafficCounter())
         try:
-            result, _ = extract(bc, entity, staging, engine, context.run.run_id, extra_filter=query, partial=True)
+            result, _ = extract(bc, entity_as_read(bc, entity), staging, engine, context.run.run_id,
+                                extra_filter=query, partial=True)
         finally:
             bc.close()
         counts: dict[str, int] = {"rows": result.rows, "bc_requests": result.requests}

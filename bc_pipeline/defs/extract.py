@@ -10,7 +10,9 @@ from bc_pipeline.catalog import ENTITIES, Entity, with_change_field
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import BC_POOL, SubscriptionResource
 from bc_pipeline.extraction import extract
-from bc_pipeline.mapping.registry import consumers_of
+from bc_pipeline.mapping.fields import tenant_fields_by_service, with_collection_fields
+from bc_pipeline.mapping.registry import consumers_of, to_ipaas_collections
+from bc_pipeline.service_fields import require_fields
 
 GROUP = "business_central"
 
@@ -23,6 +25,13 @@ class ExtractConfig(dg.Config):
     page_size: Optional[int] = Field(None, description="Records per page (Prefer: odata.maxpagesize), at most 20,000.")
     keys: list[str] = Field(default_factory=list, description="Only these records (their key values), e.g. for a sync request.")
     key_field: Optional[str] = Field(None, description="The field `keys` are values of (default: the entity's key).")
+
+
+def entity_as_read(client, entity: Entity) -> Entity:
+    """The entity with every field the TO iPaaS collections name; their tenant fields checked in $metadata first."""
+    readers = to_ipaas_collections().values()
+    require_fields(client, tenant_fields_by_service(readers, [entity.name]))
+    return with_collection_fields(entity, readers)
 
 
 def extract_asset_key(entity: Entity) -> dg.AssetKey:
@@ -52,7 +61,7 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
         try:
             result, _ = extract(
                 client,
-                with_change_field(entity, client.settings.modified_at_fields),
+                with_change_field(entity_as_read(client, entity), client.settings.modified_at_fields),
                 subscription.staging(),
                 subscription.state_engine(),
                 context.run.run_id,

@@ -9,7 +9,9 @@ from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResource
 from bc_pipeline.defs.run_report import build_run_report
 from bc_pipeline.mapping.collection import MappingCollection
+from bc_pipeline.mapping.fields import tenant_fields_by_service
 from bc_pipeline.mapping.registry import from_ipaas_collections
+from bc_pipeline.service_fields import require_fields
 from bc_pipeline.writing import BcWriter
 
 GROUP = "from_ipaas"
@@ -49,6 +51,7 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         client = ipaas.client(subscription, ipaas_counter)
         engine = subscription.state_engine()
         try:
+            require_fields(bc, tenant_fields_by_service([collection]))
             writer = BcWriter(bc, client, engine, collection)
             ids = list(config.ipaas_ids) or writer.poll_ids()
             report = writer.sync(ids, retry_dead_letters=config.retry_dead_letters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from enum import Enum
 from pathlib import Path
@@ -15,7 +16,11 @@ from bc_pipeline.ipaas_models import MODEL_FIELDS, REQUIRED_FIELDS
 from bc_pipeline.mapping.add_defaults import ADD_DEFAULTS, check_add_defaults
 
 COLLECTIONS_DIR = Path(__file__).parent / "collections"
+COLLECTIONS_DIR_VARIABLE = "BC_PIPELINE_COLLECTIONS_DIR"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A BC field the catalog does not know is a tenant (extension) field: read because a collection names it, and
+# checked against the service's $metadata when Business Central is reached (extraction, writing, doctor).
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 SIMPLE_TRANSFORMS = ("trim", "upper", "lower", "title", "empty_as_null", "first_word", "after_first_word", "not")
 
 
@@ -264,6 +269,8 @@ def _check_external_id(template: str, entity: Entity, where: tuple, field_of: st
     if not names:
         return [(where, f"{template!r} has no {{placeholder}}, so every record would get the same external id; "
                         f'write "{_suggested_external_id(template, entity)}"')]
+    if entity.object_type == "Query":
+        return []  # a query's columns are the tenant's own: checked against its $metadata when BC is reached
     return [(where, f"{name!r} is not a field {field_of}") for name in names if name not in entity.select]
 
 
@@ -286,8 +293,9 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
 
     def check(rules: dict[str, FieldRule], model: str, target: Entity, where: tuple) -> None:
         for bc_field, rule in rules.items():
-            if bc_field not in target.select:
-                problems.append((where + (bc_field,), f"{bc_field!r} is not a field of {target.service} in the catalog"))
+            if bc_field not in target.select and not FIELD_NAME.fullmatch(bc_field):
+                problems.append((where + (bc_field,), f"{bc_field!r} is not a field name of {target.service} "
+                                                      "(letters, digits and _, as OData names fields)"))
             for f in rule.source_fields():
                 if f not in MODEL_FIELDS[model] and f not in ("id", "tracking_guid") and not f.startswith("custom_fields."):
                     problems.append((where + (bc_field,), f"{model} has no field {f!r}"))
@@ -336,24 +344,25 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
     if known_targets is None:
         return [(("target_model",), f"unknown iPaaS.com model {c.target_model!r}; known: {', '.join(MODEL_FIELDS)}")]
 
+    def readable(name: str, entity: Entity, where: tuple) -> None:
+        if name not in entity.select and not FIELD_NAME.fullmatch(name):
+            problems.append((where, f"{name!r} is not a field name of {entity.service} "
+                                    "(letters, digits and _, as OData names fields)"))
+
     def check_rules(rules: dict[str, FieldRule], entity: Entity, model: str, where: tuple) -> None:
-        available = set(entity.select)
         for target, rule in rules.items():
             if target not in MODEL_FIELDS[model]:
                 problems.append((where + (target,), f"{model} has no field {target!r}"))
             for f in rule.source_fields():
-                if f not in available:
-                    problems.append((where + (target,), f"{f!r} is not a field extracted from {entity.service}"))
+                readable(f, entity, where + (target,))
 
     check_rules(c.fields, entity, c.target_model, ("fields",))
     for i, cf in enumerate(c.custom_fields):
         for f in cf.source_fields():
-            if f not in entity.select:
-                problems.append((("custom_fields", i), f"{f!r} is not a field extracted from {entity.service}"))
+            readable(f, entity, ("custom_fields", i))
     problems += _check_external_id(c.external_id, entity, ("external_id",), f"extracted from {entity.service}")
     for i, rule in enumerate(c.filter):
-        if rule.field not in entity.select:
-            problems.append((("filter", i, "field"), f"{rule.field!r} is not a field extracted from {entity.service}"))
+        readable(rule.field, entity, ("filter", i, "field"))
     for required in REQUIRED_FIELDS.get(c.target_model, ()):
         if required not in c.fields:
             problems.append((("fields",), f"{c.target_model} requires {required!r}; map it"))
@@ -423,11 +432,23 @@ def load_collection(path: Path) -> MappingCollection:
     return collection
 
 
-def load_collections(directory: Path = COLLECTIONS_DIR) -> dict[str, MappingCollection]:
-    """Every collection in a folder, by name; names must be unique."""
+def user_collections_dir() -> Optional[Path]:
+    """BC_PIPELINE_COLLECTIONS_DIR: a folder of the user's own collection files (e.g. with custom fields)."""
+    value = os.environ.get(COLLECTIONS_DIR_VARIABLE, "").strip()
+    return Path(value) if value else None
+
+
+def load_collections(directory: Path = COLLECTIONS_DIR, overrides: Optional[Path] = None) -> dict[str, MappingCollection]:
+    """Every collection in a folder, by name; names must be unique. A file in `overrides` replaces the shipped
+    file of the same file name; its other files are added."""
     found: dict[str, MappingCollection] = {}
     errors = []
-    for path in sorted(Path(directory).glob("*.yaml")):
+    paths = {p.name: p for p in sorted(Path(directory).glob("*.yaml"))}
+    if overrides is not None:
+        if not Path(overrides).is_dir():
+            raise CollectionError(f"{COLLECTIONS_DIR_VARIABLE}={str(overrides)!r} is not a folder of collection files")
+        paths.update({p.name: p for p in sorted(Path(overrides).glob("*.yaml"))})
+    for _, path in sorted(paths.items()):
         try:
             collection = load_collection(path)
         except CollectionError as exc:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from bc_pipeline.mapping.collection import Direction, MappingCollection, load_collections
+from bc_pipeline.mapping.collection import Direction, MappingCollection, load_collections, user_collections_dir
 
 
 @lru_cache(maxsize=1)
 def all_collections() -> dict[str, MappingCollection]:
-    """Every shipped collection by name, read once per process (the sensor asks every second)."""
-    return load_collections()
+    """Every collection by name (shipped, and the user's BC_PIPELINE_COLLECTIONS_DIR), read once per process
+    (the sensor asks every second)."""
+    return load_collections(overrides=user_collections_dir())
 
 
 def to_ipaas_collections() -> dict[str, MappingCollection]:

@@ -122,7 +122,7 @@ def _record_not_found(table: str, desc: str) -> BCError:
 def _stamp(state: SandboxState, service: Service, values: list) -> None:
     if service.name in ("CustomerCard", "ItemCard"):
         _set(service, values, "Last_Date_Modified", state.today())
-        _set(service, values, "SystemModifiedAt", state.now_iso())
+    _set(service, values, "SystemModifiedAt", state.now_iso())  # BC stamps every table; shown where exposed
 
 
 def _fill_from_customer(state: SandboxState, service: Service, values: list, given: dict[str, Any]) -> None:

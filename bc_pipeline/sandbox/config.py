@@ -91,7 +91,9 @@ class SandboxConfig(BaseModel):
     company_id: str = DEFAULT_COMPANY_ID
     published_services: list[str] = Field(default_factory=lambda: list(ALL_SERVICES))
     itemsbylocation_columns: list[str] = Field(default_factory=lambda: list(ITEMS_BY_LOCATION_COLUMNS))
-    system_modified_at: bool = False  # add SystemModifiedAt (as a page extension would) to CustomerCard/ItemCard
+    # A tenant's own Items by Location query may name its columns differently: standard name -> served name.
+    itemsbylocation_names: dict[str, str] = Field(default_factory=dict)
+    system_modified_at: bool = False  # add SystemModifiedAt (as a page extension would) to customers, items, orders, lines
     max_page_size: int = Field(20000, ge=1)  # the server's "Max Page Size": a page without Prefer holds at most this
     bc_rate_limit: int = 6000  # OData requests per sliding window, per client (service principal)
     bc_rate_window_seconds: float = 300.0

@@ -53,7 +53,7 @@ def adjuster(store: Store, service: Service, flow: FlowFilters) -> Optional[Call
 def _sums(source: Service, store: Store, item_field: str, amount_field: Optional[str],
           filters: dict[str, Optional[str]], flow: FlowFilters) -> dict[str, float]:
     """Per item, the amount summed over the source's rows that pass the FlowFilters it knows."""
-    index = source.index
+    index = source.seed_index
     needed = [item_field] + ([amount_field] if amount_field else ["Quantity", "Quantity_Shipped", "Type"])
     missing = [f for f in needed + [f for n, f in filters.items() if n in flow and f] if f not in index]
     if missing:

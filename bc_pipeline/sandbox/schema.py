@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -164,6 +164,7 @@ class Service:
     read_only: dict[str, str] = field(default_factory=dict)  # OData name -> why: FlowField, system, ...
     relations: dict[str, str] = field(default_factory=dict)  # OData name -> related table's caption
     options: dict[str, tuple[str, ...]] = field(default_factory=dict)  # option field -> its values
+    standard_names: dict[str, str] = field(default_factory=dict)  # a renamed column's standard name -> its name
     index: dict[str, int] = field(init=False)
     max_length: dict[str, int] = field(init=False)
     code_fields: frozenset[str] = field(init=False)
@@ -173,6 +174,11 @@ class Service:
         lengths = {f: _LENGTH.match(t) for f, t in self.al_types.items()}
         self.max_length = {f: int(m.group(1)) for f, m in lengths.items() if m}
         self.code_fields = frozenset(f for f, t in self.al_types.items() if t.startswith("Code"))
+
+    @property
+    def seed_index(self) -> dict[str, int]:
+        """Positions by served name and by standard name: the seed and the ledger sums use the standard ones."""
+        return {**self.index, **{std: self.index[name] for std, name in self.standard_names.items()}}
 
     @property
     def key_index(self) -> tuple[int, ...]:
@@ -198,7 +204,8 @@ PAGE_SERVICES = {
 # Posted documents: BC refuses inserts and changes through their pages (InsertAllowed = false, Editable = false).
 READ_ONLY_SERVICES = {"PostedSalesInvoices", "PostedSalesInvoiceLines"}
 # Tenant extension fields: their AL types are unknown, so they are written as text, unchecked.
-CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code")}
+CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code"),
+                 "CustomerCard": ("LoyaltyTier",)}  # no catalog entry names it: collections alone read it
 KEY_CAPTIONS = {"No": "No.", "Code": "Code", "Document_Type": "Document Type", "Document_No": "Document No.",
                 "Line_No": "Line No."}
 KEY_TYPES = {"No": "Code[20]", "Document_Type": "Option", "Document_No": "Code[20]", "Line_No": "Integer"}
@@ -273,8 +280,14 @@ def _service(name: str, object_type: str, object_id: int, table: str, keys: tupl
                    relations={r.name: r.relation for r in rows.values() if r.relation}, options=options)
 
 
+# The pages a customer's page extension adds SystemModifiedAt to, when the sandbox is asked to (BC stamps every
+# table's SystemModifiedAt; no standard page of the guide shows it).
+SYSTEM_MODIFIED_AT_PAGES = ("CustomerCard", "ItemCard", "SalesOrders", "SalesOrderLines")
+
+
 def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_modified_at: bool = False,
-                   pages_dir: Optional[Path] = None) -> dict[str, Service]:
+                   pages_dir: Optional[Path] = None, itemsbylocation_names: Optional[dict[str, str]] = None
+                   ) -> dict[str, Service]:
     """Every service the sandbox can publish, keyed by service name."""
     pages_dir = pages_dir or PAGES_DIR
     services: dict[str, Service] = {}
@@ -291,7 +304,7 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
             if extra not in fields:
                 fields.append(extra)
                 captions[extra] = extra.replace("_", " ")
-        if system_modified_at and name in ("CustomerCard", "ItemCard"):
+        if system_modified_at and name in SYSTEM_MODIFIED_AT_PAGES:
             fields.append("SystemModifiedAt")
             captions["SystemModifiedAt"] = "SystemModifiedAt"
             page.append(PageField("SystemModifiedAt", "SystemModifiedAt", *SYSTEM_FIELDS["SystemModifiedAt"]))
@@ -301,9 +314,24 @@ def build_services(*, itemsbylocation_columns=ITEMS_BY_LOCATION_COLUMNS, system_
         services[name] = _service(name, "Page", object_id, table, ("Code",), ["Code", "Description"],
                                   {"Code": "Code", "Description": "Description"}, writable=False)
     columns = list(dict.fromkeys(itemsbylocation_columns))
-    services["Itemsbylocation"] = _service("Itemsbylocation", "Query", 2554, "Items by Location", (), columns,
-                                           {c: c for c in columns}, writable=False)
+    query = _service("Itemsbylocation", "Query", 2554, "Items by Location", (), columns, {c: c for c in columns},
+                     writable=False)
+    services["Itemsbylocation"] = _renamed(query, itemsbylocation_names or {})
     return services
+
+
+def _renamed(service: Service, names: dict[str, str]) -> Service:
+    """The query as a tenant's copy names its columns (types and data stay those of the standard columns)."""
+    names = {std: new for std, new in names.items() if std in service.index and new != std}
+    if not names:
+        return service
+    taken = [new for new in names.values() if new in service.index]
+    if taken or len(set(names.values())) != len(names):
+        raise ValueError(f"itemsbylocation_names: each new column name must be unused, got {names}")
+    new = lambda f: names.get(f, f)  # noqa: E731
+    return replace(service, fields=[new(f) for f in service.fields], types={new(f): t for f, t in service.types.items()},
+                   field_captions={new(f): new(f) for f in service.field_captions},
+                   options={new(f): o for f, o in service.options.items()}, standard_names=names)
 
 
 # BC's field lengths (Code[20], Text[100]...) as $metadata shows them, from the page TSVs' AL types.

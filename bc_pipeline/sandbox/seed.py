@@ -23,6 +23,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ledger_rows_min": 1, "ledger_rows_max": 2,
     },
 }
+LOYALTY_TIERS = ("", "BRONZE", "SILVER", "GOLD", "PLATINUM")  # a tenant extension field of the Customer Card
 SCALED = ("customers", "items", "sales_orders")
 MINIMUM = {"customers": 8, "items": 6, "sales_orders": 4, "locations": 3, "shipping_agents": 2,
            "customer_price_groups": 2}
@@ -139,7 +140,7 @@ class Builder:
 
     def __init__(self, service: Service):
         self.service = service
-        self.index = service.index
+        self.index = service.seed_index
         self.defaults = service.defaults
 
     def row(self, values: dict[str, Any]) -> list:
@@ -317,6 +318,7 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
             "Allow_Line_Disc": True, "Combine_Shipments": rng.random() < 0.4, "Prices_Including_VAT": False,
             "Copy_Sell_to_Addr_to_Qte_From": "Company", "Customized_Calendar": "No",
             "Document_Sending_Profile": rng.choice(["", "", "EMAIL", "PRINT"]),
+            "LoyaltyTier": LOYALTY_TIERS[i % len(LOYALTY_TIERS)],  # not drawn from rng: the rest of the data stays
         }
         rows.append(b.row(values))
         customers.append((no, name, addr, phone, email, contact, currency, terms, blocked))
@@ -489,6 +491,16 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
                 "Allow_Item_Charge_Assignment": True, "Control50": "Optional",
             }))
             on_order[i_no] = on_order.get(i_no, 0.0) + qty - shipped_qty  # Qty. on Sales Order counts every item
+
+    # A page extension's SystemModifiedAt on orders and lines: a line was last changed with its order, the day it
+    # shipped (or was ordered), not drawn from rng so the rest of the data stays the same.
+    if "SystemModifiedAt" in bh.index:
+        changed_at = {}
+        for header in headers:
+            stamp = f"{header[bh.index['Shipment_Date']]}T12:00:00.000Z"
+            header[bh.index["SystemModifiedAt"]] = changed_at[header[bh.index["No"]]] = stamp
+        for line in lines:
+            line[bl.index["SystemModifiedAt"]] = changed_at[line[bl.index["Document_No"]]]
 
     # --- inventory by location (query 2554) ------------------------------------------------------------------
     # As query 37015 "Inventory by Location" does: open item ledger entries (Open = const(true)) left-joined to

@@ -26,7 +26,8 @@ class SandboxState:
     def __init__(self, config: SandboxConfig):
         self.config = config
         self.services = build_services(itemsbylocation_columns=config.itemsbylocation_columns,
-                                       system_modified_at=config.system_modified_at)
+                                       system_modified_at=config.system_modified_at,
+                                       itemsbylocation_names=config.itemsbylocation_names)
         unknown = [s for s in config.published_services if s not in self.services]
         if unknown:
             raise ValueError(f"unknown service(s) in published_services: {', '.join(unknown)}")

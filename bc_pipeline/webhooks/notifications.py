@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from bc_pipeline.mapping.collection import COLLECTIONS_DIR, load_collections
+from bc_pipeline.mapping.collection import COLLECTIONS_DIR, load_collections, user_collections_dir
 from bc_pipeline.state.inbox import MAX_ID_LENGTH, NewRequest
 
 SYSTEM = "MSD 365"  # the guide's Manual Sync "System" field for this integration
@@ -117,13 +117,16 @@ class KnownCollections:
 
 
 @functools.lru_cache(maxsize=8)
-def _known(directory: str) -> KnownCollections:
-    return KnownCollections({name: c.direction.value for name, c in load_collections(Path(directory)).items()})
+def _known(directory: str, overrides: str = "") -> KnownCollections:
+    loaded = load_collections(Path(directory), Path(overrides) if overrides else None)
+    return KnownCollections({name: c.direction.value for name, c in loaded.items()})
 
 
 def known_collections(directory: Optional[Path] = None) -> KnownCollections:
-    """The mapping collections' names and directions."""
-    return _known(str(Path(directory or COLLECTIONS_DIR).resolve()))
+    """The mapping collections' names and directions (with the user's BC_PIPELINE_COLLECTIONS_DIR, by default)."""
+    if directory is None:
+        return _known(str(COLLECTIONS_DIR.resolve()), str(user_collections_dir() or ""))
+    return _known(str(Path(directory).resolve()))
 
 
 def scope_model_for(collection: str) -> Optional[str]:

@@ -87,3 +87,20 @@ def test_an_external_id_with_odata_syntax_reaches_bc_as_a_literal(world, instanc
     assert world.ipaas_records("Company") == []
     [row] = inbox.status(_engine(), external_id=hostile)
     assert row.status == "failed" and "was not found in CustomerCard" in row.error
+
+
+def test_an_initialize_scope_reads_the_whole_entity_not_just_the_changes(world, instance, hooks):
+    assert run_job("initial_load", ["customer_price_groups", "customers"], instance=instance).success
+    people = [c for c in world.handle.records("CustomerCard") if c.get("Partner_Type") == "Person"]
+    before = {c["customer_number"]: c for c in world.ipaas_records("Customer")}
+    assert len(before) == len(people) > 2
+
+    body = {"notifications": [{"scope": "customer/initialize"}]}
+    assert hooks.post("/webhooks/ipaas", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 202
+    [request] = _tick(instance)
+
+    extracted = instance.get_latest_materialization_event(dg.AssetKey(["bc", "customers"])).asset_materialization
+    assert extracted.metadata["mode"].value == "full"
+    assert extracted.metadata["rows"].value == len(world.handle.records("CustomerCard"))
+    [row] = inbox.status(_engine(), collection="Dynamics Customer Add/Update to iPaaS")
+    assert row.status == "done"

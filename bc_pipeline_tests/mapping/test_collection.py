@@ -50,13 +50,36 @@ def test_no_stays_a_string_not_a_yaml_boolean(tmp_path):
     assert collection.fields["sku"].source == "No"
 
 
-def test_a_field_the_catalog_does_not_extract_is_named_with_file_and_line(tmp_path):
-    path = _write(tmp_path, VALID.replace("description: {source: Name,", "description: {source: Nmae,"))
+def test_a_source_that_is_no_field_name_is_named_with_file_and_line(tmp_path):
+    path = _write(tmp_path, VALID.replace("description: {source: Name,", "description: {source: Na me,"))
     with pytest.raises(CollectionError) as error:
         load_collection(path)
     assert str(error.value) == (
-        "collection.yaml, line 9, fields.description: 'Nmae' is not a field extracted from Locations"
+        "collection.yaml, line 9, fields.description: 'Na me' is not a field name of Locations "
+        "(letters, digits and _, as OData names fields)"
     )
+
+
+def test_a_field_the_catalog_does_not_know_is_read_and_checked_against_the_services_metadata(tmp_path):
+    from bc_pipeline.catalog import LOCATIONS
+    from bc_pipeline.mapping.fields import tenant_fields_by_service, with_collection_fields
+    from bc_pipeline.sandbox.metadata import build_metadata
+    from bc_pipeline.sandbox.schema import build_services
+    from bc_pipeline.service_fields import MissingFieldsError, require_fields
+
+    collection = load_collection(_write(tmp_path, VALID.replace("description: {source: Name,", "description: {source: Nmae,")))
+    assert "Nmae" in with_collection_fields(LOCATIONS, [collection]).select
+    assert "Nmae" not in with_collection_fields(LOCATIONS, []).select
+
+    class Metadata:
+        def metadata(self):
+            return build_metadata(build_services(), {"Locations", "CustomerCard"}).decode()
+
+    with pytest.raises(MissingFieldsError) as error:
+        require_fields(Metadata(), tenant_fields_by_service([collection]))
+    assert str(error.value).startswith(
+        "Locations has no field 'Nmae' (named in collection.yaml) in Business Central's $metadata. What to do: ")
+    require_fields(Metadata(), tenant_fields_by_service([load_collection(_write(tmp_path, VALID))]))  # all known
 
 
 def test_an_unknown_target_field_is_named(tmp_path):
