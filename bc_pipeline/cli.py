@@ -87,7 +87,7 @@ def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bc_pipeline.runner import run_job, summary_table
+    from bc_pipeline.runner import EXIT_RUN_FAILED, refused_credentials, run_job, summary_table
 
     ensure_dagster_home()
     if args.dry_run:
@@ -99,6 +99,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     job = "extract_business_central" if args.extract_only else "sync_to_ipaas"
     with services(args.scale, force_sandbox=args.sandbox):
+        refused = refused_credentials()
+        for line in refused:
+            print(line, file=sys.stderr)
+        if refused:
+            return EXIT_RUN_FAILED
         # Dagster's own log (stack traces included) goes to the run's event log; --verbose prints it here too.
         outcome = run_job(job, args.select or None, full_refresh=args.full_refresh, max_concurrent=args.max_concurrent,
                           log_level="INFO" if args.verbose else "CRITICAL", progress=None if args.verbose else sys.stderr)

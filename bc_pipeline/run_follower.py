@@ -12,15 +12,14 @@ import dagster as dg
 from bc_pipeline.progress import EVERY_SECONDS, PREFIX, format_seconds
 
 STARTED_STEP = {dg.DagsterEventType.STEP_WORKER_STARTING, dg.DagsterEventType.STEP_START}
-REPEAT_SECONDS = 30.0
 FINISHED_STEP = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
 
 
 class RunFollower:
     """Reads the run's event log (where every step process writes) and prints what is new.
 
-    On a terminal one line is rewritten in place; elsewhere (a file, CI) each line is printed, at most one per step
-    every EVERY_SECONDS and a line on the steps when nothing else was said for that long.
+    On a terminal one line is rewritten in place; elsewhere (a file, CI) each line is printed: at most one per step
+    every EVERY_SECONDS, and a line on the steps (done, running for how long) when nothing was said for that long.
     """
 
     def __init__(self, instance: dg.DagsterInstance, run_id: str, stream: TextIO, *, tty: Optional[bool] = None,
@@ -37,7 +36,6 @@ class RunFollower:
         self._finished = 0
         self._total: Optional[int] = None
         self._started = self._last_said = time.monotonic()
-        self._last_steps: tuple = ()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"follow-{run_id[:8]}", daemon=True)
 
@@ -63,11 +61,7 @@ class RunFollower:
                 self._read_new()
             except Exception:  # the run goes on without its follower; its log keeps everything
                 return
-            quiet = time.monotonic() - self._last_said
-            steps = (self._finished, tuple(sorted(self._running)))
-            # Off a terminal, steps as they were are told again only now and then (it says the run still goes).
-            if quiet >= self.every and (self.tty or steps != self._last_steps or quiet >= REPEAT_SECONDS):
-                self._last_steps = steps
+            if time.monotonic() - self._last_said >= self.every:
                 self._say(self._steps_line())
 
     def _read_new(self) -> None:

@@ -31,10 +31,14 @@ EXIT_RECORDS_FAILED = 3  # the run finished, but some records were not delivered
 LOAD_COLUMNS = ("created", "updated", "linked", "unchanged", "failed", "requests", "seconds")
 HINT_MARK = ". What to do: "  # how the pipeline's errors append the guide's advice (clients/errors.py)
 MAX_CAUSES_SHOWN = 3
-# What differs between two answers to the same mistake: Entra ID's trace and correlation ids and timestamp in its
-# text, and the correlation id the pipeline's errors end with.
-_PER_ANSWER = re.compile(r"\s*(Trace ID|Correlation ID|Request ID): [0-9a-fA-F-]+|\s*Timestamp: [0-9-]+[ T][0-9:.]+Z?")
+# What differs between two answers to the same mistake: the trace and correlation ids and timestamp in Entra ID's and
+# BC's texts, and the correlation id the pipeline's errors end with.
+_PER_ANSWER = re.compile(r"\s*(Trace ID|Correlation ID|Request ID): [0-9a-fA-F-]+|\s*Timestamp: [0-9-]+[ T][0-9:.]+Z?"
+                         r"|\s*CorrelationId:\s*[0-9a-fA-F-]+\.?")  # Entra ID's, then Business Central's
 _CORRELATION_SUFFIX = re.compile(r"\s*\(correlation id [^)]*\)")
+_REQUEST = re.compile(r" \[(GET|POST|PATCH|PUT|DELETE) [^\]]*\]")  # each step's own URL; the steps are named instead
+DOCTOR_LINE = "  `bc-pipeline doctor` checks every setting, the token, the company and each service (the guide's " \
+              "Troubleshooting)."
 UI_URL = "http://127.0.0.1:3000"  # `bc-pipeline dev`'s default address
 
 
@@ -64,8 +68,8 @@ class RunOutcome:
         grouped: dict[str, tuple[str, list[str]]] = {}
         for step, message in self.step_errors.items():
             tidy = _PER_ANSWER.sub("", message)
-            grouped.setdefault(_CORRELATION_SUFFIX.sub("", tidy), (tidy, []))[1].append(step)
-        return {message: steps for message, steps in grouped.values()}
+            grouped.setdefault(_REQUEST.sub("", _CORRELATION_SUFFIX.sub("", tidy)), (tidy, []))[1].append(step)
+        return {message if len(steps) == 1 else _REQUEST.sub("", message): steps for message, steps in grouped.values()}
 
     def failure_lines(self) -> list[str]:
         """What failed, how many, where, what to do, and where the full log is."""
@@ -96,8 +100,7 @@ class RunOutcome:
                     lines.append(f"  What to do: {hint}")
             if len(causes) > MAX_CAUSES_SHOWN:
                 lines.append(f"  … and {len(causes) - MAX_CAUSES_SHOWN} other errors (see the full log).")
-            lines.append("  `bc-pipeline doctor` checks every setting, the token, the company and each service "
-                         "(the guide's Troubleshooting).")
+            lines.append(DOCTOR_LINE)
             lines.append(f"Full log with stack traces: `bc-pipeline dev`, then {UI_URL}/runs/{self.run_id} "
                          "(or `bc-pipeline run --verbose` to print it here).")
         return lines
@@ -105,6 +108,30 @@ class RunOutcome:
 
 def _names(steps: list[str]) -> str:
     return ", ".join(sorted(steps)[:3]) + (f" and {len(steps) - 3} more" if len(steps) > 3 else "")
+
+
+def refused_credentials() -> list[str]:
+    """Lines telling why Entra ID refuses the app's credentials (one token asked for); none when it gives a token.
+
+    Every step asks for a token of its own: with a wrong secret each would fail alike, so `bc-pipeline run` asks once
+    before starting anything. Anything but a refusal (Entra ID unreachable) is left to the run, which retries.
+    """
+    from bc_pipeline.clients.auth import shared_token_provider
+    from bc_pipeline.clients.errors import AuthenticationError, PipelineError
+    from bc_pipeline.settings import load_settings
+
+    settings = load_settings()
+    if not settings.has_bc_credentials:
+        return []
+    try:
+        shared_token_provider(settings).token()
+    except AuthenticationError as refusal:
+        problem, _, hint = str(refusal).partition(HINT_MARK)
+        return ["Microsoft Entra ID refused the app's credentials, so no run was started:",
+                f"  {_PER_ANSWER.sub('', problem)}", *([f"  What to do: {hint}"] if hint else []), DOCTOR_LINE]
+    except PipelineError:
+        pass
+    return []
 
 
 def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[list[dg.AssetKey]]:
