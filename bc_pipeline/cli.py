@@ -87,7 +87,7 @@ def services(scale: float, *, force_sandbox: bool = False) -> Iterator[Optional[
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bc_pipeline.runner import run_job, summary_table
+    from bc_pipeline.runner import EXIT_RUN_FAILED, refused_credentials, run_job, summary_table
 
     ensure_dagster_home()
     if args.dry_run:
@@ -99,8 +99,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     job = "extract_business_central" if args.extract_only else "sync_to_ipaas"
     with services(args.scale, force_sandbox=args.sandbox):
-        outcome = run_job(job, args.select or None, full_refresh=args.full_refresh, max_concurrent=args.max_concurrent)
-    print(summary_table(outcome))
+        refused = refused_credentials()
+        for line in refused:
+            print(line, file=sys.stderr)
+        if refused:
+            return EXIT_RUN_FAILED
+        # Dagster's own log (stack traces included) goes to the run's event log; --verbose prints it here too.
+        outcome = run_job(job, args.select or None, full_refresh=args.full_refresh, max_concurrent=args.max_concurrent,
+                          log_level="INFO" if args.verbose else "CRITICAL", progress=None if args.verbose else sys.stderr)
+    if outcome.extracts or outcome.loads:
+        print(summary_table(outcome))
     print(f"Run {outcome.run_id} recorded in {os.environ['DAGSTER_HOME']} (open it with `make dev`).")
     for line in outcome.failure_lines():
         print(line, file=sys.stderr)
@@ -212,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent", type=_positive_int, metavar="N",
                      help="steps at once, each in a process of its own, e.g. services read side by side (default "
                      "CONCURRENT_CONNECTIONS); 1: one at a time, in this process")
+    run.add_argument("--verbose", action="store_true",
+                     help="print Dagster's whole log here (every event, stack traces) instead of progress lines")
     run.set_defaults(func=cmd_run)
 
     doctor = sub.add_parser("doctor", help="check settings, token, company, every web service and iPaaS.com")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from bc_pipeline.catalog import Entity
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.business_central import BusinessCentralClient
+from bc_pipeline.progress import Progress
 from bc_pipeline.state import watermarks
 from bc_pipeline.state.staging import StagedExtract, StagingArea
 from bc_pipeline.state.tables import extractions
@@ -67,6 +68,7 @@ def extract(
     partial: bool = False,
     keys: Optional[list[str]] = None,
     key_field: Optional[str] = None,
+    progress: Optional[Progress] = None,
 ) -> tuple[ExtractionResult, StagedExtract]:
     """Read every page of the entity's service into staging and record what was read.
 
@@ -90,6 +92,8 @@ def extract(
     check_keys = entity.object_type == "Page"
     for page in _pages(client, entity, query_filter, page_size, keys, key_field):
         writer.write_page(page.records)
+        if progress is not None:
+            progress.add(len(page.records))
         if check_keys:
             for record in page.records:
                 key = tuple(record.get(k) for k in entity.keys)

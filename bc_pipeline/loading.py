@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import orjson
 from sqlalchemy import Engine
@@ -18,6 +18,7 @@ from bc_pipeline.clients.ipaas import NESTED_IN_PARENT, IpaasClient
 from bc_pipeline.find_before_create import create_once
 from bc_pipeline.mapping.collection import Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
+from bc_pipeline.progress import Progress
 from bc_pipeline.state import leases
 from bc_pipeline.state import records as state
 
@@ -104,8 +105,12 @@ class Loader:
 
     # -- the whole load ----------------------------------------------------------------------
 
-    def load(self, records: list[MappedRecord], *, run_id: Optional[str] = None) -> LoadReport:
-        """Load the records; waits while another run loads the same collection (never two at once)."""
+    def load(self, records: list[MappedRecord], *, run_id: Optional[str] = None,
+             progress_log: Optional[Callable[[str], None]] = None) -> LoadReport:
+        """Load the records; waits while another run loads the same collection (never two at once).
+
+        progress_log: where a line on the records delivered so far goes every few seconds (a step's log).
+        """
         holder = leases.holder_name(run_id)
 
         def waiting(other: str) -> None:
@@ -113,9 +118,9 @@ class Loader:
                         "never overlap)", self.collection.name, other)
 
         with leases.held(self.engine, lease_name(self.collection), holder, on_wait=waiting):
-            return self._load(records)
+            return self._load(records, progress_log)
 
-    def _load(self, records: list[MappedRecord]) -> LoadReport:
+    def _load(self, records: list[MappedRecord], progress_log: Optional[Callable[[str], None]] = None) -> LoadReport:
         started = time.monotonic()
         requests_before, kinds_before = self.client.counter.requests, dict(self.client.counter.kinds)
         report = LoadReport(collection=self.collection.name)
@@ -151,10 +156,19 @@ class Loader:
             (repeats if key is not None and key in seen else first).append(item)
             if key is not None:
                 seen.add(key)
+        progress = Progress(self.collection.slug, progress_log, total=len(work),
+                            throttle_waited=lambda: self.client.throttle.stats.waited_seconds) if progress_log else None
+
+        def one(record: MappedRecord, digest: str) -> dict[str, Any]:
+            outcome = self._one_committed(record, digest, links)
+            if progress is not None:
+                progress.add()
+            return outcome
+
         outcomes: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            outcomes.extend(pool.map(lambda item: self._one_committed(item[0], item[1], links), first))
-        outcomes.extend(self._one_committed(record, digest, links) for record, digest in repeats)
+            outcomes.extend(pool.map(lambda item: one(*item), first))
+        outcomes.extend(one(record, digest) for record, digest in repeats)
 
         self._count(outcomes, report)
         report.requests = self.client.counter.requests - requests_before

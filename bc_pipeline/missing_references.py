@@ -49,11 +49,13 @@ class ReferenceResolver:
             self._bc = self._bc_factory()
         return self._bc
 
-    def load(self, collection: MappingCollection, records: list[MappedRecord]) -> LoadReport:
+    def load(self, collection: MappingCollection, records: list[MappedRecord],
+             progress_log: Optional[Callable[[str], None]] = None) -> LoadReport:
         """Load the records; those waiting for a reference wait until it is linked (parents before children)."""
-        return self._load(collection, records, depth=0)
+        return self._load(collection, records, depth=0, progress_log=progress_log)
 
-    def _load(self, collection: MappingCollection, records: list[MappedRecord], depth: int) -> LoadReport:
+    def _load(self, collection: MappingCollection, records: list[MappedRecord], depth: int,
+              progress_log: Optional[Callable[[str], None]] = None) -> LoadReport:
         report = LoadReport(collection=collection.name)
         remaining = list(records)
         while remaining:
@@ -63,7 +65,8 @@ class ReferenceResolver:
             if depth < MAX_DEPTH:
                 self._create_elsewhere(collection, ready, depth)
             self._fill(collection, ready)
-            _add(report, Loader(self.client, self.engine, collection).load(ready, run_id=self.run_id))
+            _add(report, Loader(self.client, self.engine, collection).load(ready, run_id=self.run_id,
+                                                                           progress_log=progress_log))
             remaining = [r for r in remaining if id(r) in waiting] if len(ready) < len(remaining) else []
         return report
 
@@ -146,13 +149,14 @@ def _add(total: LoadReport, part: LoadReport) -> None:
 
 
 def load_collection(client: IpaasClient, engine: Engine, collection: MappingCollection, records: list[MappedRecord],
-                    *, run_id: Optional[str], bc_factory: Callable[[], BusinessCentralClient]) -> LoadReport:
+                    *, run_id: Optional[str], bc_factory: Callable[[], BusinessCentralClient],
+                    progress_log: Optional[Callable[[str], None]] = None) -> LoadReport:
     """Loader.load, except that references marked create_missing are created or linked first."""
     if not any(r.missing_references for r in records):
-        return Loader(client, engine, collection).load(records, run_id=run_id)
+        return Loader(client, engine, collection).load(records, run_id=run_id, progress_log=progress_log)
     resolver = ReferenceResolver(client, engine, bc_factory, run_id)
     try:
-        report = resolver.load(collection, records)
+        report = resolver.load(collection, records, progress_log)
     finally:
         resolver.close()
     for name, made in resolver.created_elsewhere.items():

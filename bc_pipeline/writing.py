@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import orjson
 import pandas as pd
@@ -20,6 +20,7 @@ from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.find_before_create import create_once
 from bc_pipeline.mapping.collection import Child, MappingCollection
 from bc_pipeline.mapping.engine import filter_mask, map_rules
+from bc_pipeline.progress import Progress
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
@@ -95,20 +96,25 @@ class BcWriter:
 
     # -- many records ------------------------------------------------------------------------
 
-    def sync(self, ipaas_ids: list[str], *, retry_dead_letters: bool = True) -> WriteReport:
+    def sync(self, ipaas_ids: list[str], *, retry_dead_letters: bool = True,
+             progress_log: Optional[Callable[[str], None]] = None) -> WriteReport:
         """Write the requested records, and (unless told not to) every earlier failure of the collection again; each
-        is committed as it lands."""
+        is committed as it lands. progress_log: where a line on the records written so far goes every few seconds."""
         started = time.monotonic()
         bc_before, ipaas_before = self.bc.counter.requests, self.ipaas.counter.requests
         report = WriteReport(collection=self.collection.name)
         hashes = state.hashes(self.engine, self.collection.slug)
         retried = [d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)] \
             if retry_dead_letters else []
-        wanted = list(dict.fromkeys([str(i) for i in ipaas_ids] + retried))
-        self._find_matches_at_once(wanted)
-        self._create_at_once(wanted)
-        for ipaas_id in wanted:
+        todo = list(dict.fromkeys([str(i) for i in ipaas_ids] + retried))
+        progress = Progress(self.collection.slug, progress_log, total=len(todo),
+                            throttle_waited=lambda: self.bc.throttle.stats.waited_seconds) if progress_log else None
+        self._find_matches_at_once(todo)
+        self._create_at_once(todo)
+        for ipaas_id in todo:
             outcome, digest, failure = self._one_safely(ipaas_id, hashes.get(ipaas_id))
+            if progress is not None:
+                progress.add()
             report.outcomes.append(outcome)
             if failure is not None:
                 state.record_failures(self.engine, self.collection.slug, [failure])

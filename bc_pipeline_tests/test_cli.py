@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 from bc_pipeline.cli import services
+from bc_pipeline.defs.jobs import COLLECTION_TAG, EVERY_COLLECTION
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +57,65 @@ def test_bad_settings_exit_with_the_fields_named(tmp_path):
                          text=True, timeout=120)
     assert run.returncode == 2
     assert "Grant Type (BC_GRANT_TYPE): only client_credentials is supported" in run.stderr
+
+
+def _cli_env(sandbox, tmp_path, **overrides):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "IPAAS_", "DAGSTER_"))}
+    env.update(sandbox.env())
+    env.update({"BC_PIPELINE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster"), **overrides})
+    return env
+
+
+SOME_SERVICES = ["--select", "customer_price_groups", "locations", "shipping_agents"]
+
+
+def test_a_wrong_secret_fails_at_once_saying_so_once_with_the_fix(sandbox, tmp_path):
+    env = _cli_env(sandbox, tmp_path, BC_CLIENT_SECRET="the-secret-id-not-its-value")
+    result = subprocess.run([sys.executable, "-m", "bc_pipeline.cli", "run", *SOME_SERVICES], env=env,
+                            capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert len(output.splitlines()) <= 15, output
+    assert output.count("copy the secret's Value (not its ID)") == 1, output
+    assert "AADSTS7000215" in output and "no run was started" in output
+    assert "Traceback" not in output and "the-secret-id-not-its-value" not in output
+
+
+def test_an_error_that_stops_every_step_is_told_once_with_the_fix_and_where_the_full_log_is(world, tmp_path):
+    world.handle.set_faults({"action": "deny_client", "client_id": world.handle.config.client_id})  # BC answers 403
+    result = subprocess.run([sys.executable, "-m", "bc_pipeline.cli", "run", *SOME_SERVICES],
+                            env=_cli_env(world.handle, tmp_path), capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    told = [line for line in output.splitlines() if not line.startswith("[")]  # "[5s] 0/16 steps done; …" aside
+    assert len(told) <= 8, output
+    assert "the same error stopped all 3 steps" in output and "HTTP 403" in output
+    assert output.count("grant the app permission") == 1, output  # the guide's fix, once
+    assert "Traceback" not in output and "Stack Trace" not in output and "STEP_FAILURE" not in output
+    # The run is in DAGSTER_HOME under its job and code location, as if launched from the UI, stack traces and all.
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "dagster"))) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="sync_to_ipaas", tags={
+            REPOSITORY_LABEL_TAG: "__repository__@bc_pipeline", COLLECTION_TAG: EVERY_COLLECTION}))
+        assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.FAILURE
+        assert runs[0].remote_job_origin.location_name == "bc_pipeline"
+        assert f"http://127.0.0.1:3000/runs/{runs[0].run_id}" in output
+        logs = "\n".join(e.dagster_event.event_specific_data.error.to_string()
+                         for e in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_FAILURE))
+        assert "HTTP 403" in logs and 'File "' in logs
+
+
+def test_the_code_location_is_named_bc_pipeline_everywhere():
+    import tomllib
+
+    import yaml
+
+    from bc_pipeline.runner import CODE_LOCATION
+    from bc_pipeline.settings import PROJECT_DIR
+
+    pyproject = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
+    workspace = yaml.safe_load((PROJECT_DIR / "workspace.yaml").read_text())
+    assert pyproject["tool"]["dagster"]["code_location_name"] == CODE_LOCATION == "bc_pipeline"
+    assert [entry["python_module"]["location_name"] for entry in workspace["load_from"]] == [CODE_LOCATION]
 
 
 FIRST_SANDBOX = """

@@ -69,7 +69,8 @@ def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
                 records = read_payloads(staging, collection, context.run.run_id)
                 if config.resend_unchanged:
                     state.forget_hashes(engine, collection.slug, [r.external_id for r in records])
-                report = Loader(client, engine, collection).load(records, run_id=context.run.run_id)
+                report = Loader(client, engine, collection).load(
+                    records, run_id=context.run.run_id, progress_log=context.log.info)
                 for kind in ("created", "updated", "linked", "unchanged", "failed"):
                     counts[f"{collection.slug}.{kind}"] = getattr(report, kind)
         finally:

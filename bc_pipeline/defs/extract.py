@@ -13,6 +13,7 @@ from bc_pipeline.extraction import extract
 from bc_pipeline.mapping.fields import tenant_fields_by_service, with_collection_fields
 from bc_pipeline.mapping.registry import consumers_of, to_ipaas_collections
 from bc_pipeline.service_fields import require_fields
+from bc_pipeline.progress import Progress
 
 GROUP = "business_central"
 
@@ -71,6 +72,9 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
                 consumers=consumers_of(entity.name),
                 keys=config.keys or None,
                 key_field=config.key_field,
+                # BC does not say how many records a read will return: the count so far, without an ETA.
+                progress=Progress(entity.service, context.log.info,
+                                  throttle_waited=lambda: client.throttle.stats.waited_seconds),
             )
         finally:
             client.close()

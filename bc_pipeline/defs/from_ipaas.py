@@ -54,7 +54,7 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
             require_fields(bc, tenant_fields_by_service([collection]))
             writer = BcWriter(bc, client, engine, collection)
             ids = list(config.ipaas_ids) or writer.poll_ids()
-            report = writer.sync(ids, retry_dead_letters=config.retry_dead_letters)
+            report = writer.sync(ids, retry_dead_letters=config.retry_dead_letters, progress_log=context.log.info)
         finally:
             bc.close()
             client.close()

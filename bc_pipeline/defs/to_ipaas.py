@@ -115,7 +115,8 @@ def build_load_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         engine = subscription.state_engine()
         try:
             report = load_collection(client, engine, collection, records, run_id=context.run.run_id,
-                                     bc_factory=lambda: subscription.business_central(counter))
+                                     bc_factory=lambda: subscription.business_central(counter),
+                                     progress_log=context.log.info)
         finally:
             client.close()
         # A watermark moves only with the data it describes: this run's extract (or the one of the run it
