@@ -1,5 +1,6 @@
 """Sync requests end to end: a webhook or a Manual Sync becomes a run that moves just the requested records."""
 
+import dagster as dg
 import pytest
 from starlette.testclient import TestClient
 
