@@ -86,6 +86,7 @@ class BcWriter:
         self._header: Optional[dict[str, Any]] = None  # the BC record last read before an update
         self._records: dict[str, Optional[dict[str, Any]]] = {}  # iPaaS records read ahead, until written
         self._matches: dict[str, list[str]] = {}  # match value (casefolded) → BC keys, read for many at once
+        self._key_codes: dict[str, list[str]] = {}  # link_when_key_equals code (casefolded) → BC keys, read at once
         self._created_now: dict[str, str] = {}  # iPaaS id → BC key of a header just created in a $batch
 
     def _links(self, table: str) -> dict[str, str]:
@@ -162,13 +163,14 @@ class BcWriter:
         return map_rules(rules, custom, frame, self._links)
 
     def _find_matches_at_once(self, ipaas_ids: list[str]) -> None:
-        """Before writing, the BC records that records not linked yet would match, read for all of them at once
-        (one request per MATCHES_PER_QUERY values, not one per record); each record read from iPaaS.com is kept
-        for its write. A record that then finds nothing is created without a look-up of its own."""
+        """Before writing, the BC records that records not linked yet would match (by match_on, or by key for
+        link_when_key_equals), read for all of them at once: one request per MATCHES_PER_QUERY values, not one
+        per record. Each record read from iPaaS.com is kept for its write. A record that then finds nothing is
+        created without a look-up of its own."""
         c = self.collection
-        if not c.match_on or set([c.match_on]) <= set(self.entity.keys):
+        if not c.match_on and not c.link_when_key_equals:
             return
-        values = []
+        values, codes = [], []
         for ipaas_id in ipaas_ids:
             if self._links(c.table).get(ipaas_id) is not None:
                 continue
@@ -177,16 +179,35 @@ class BcWriter:
                 plan = self.planned(record) if record is not None else None
             except Exception:  # noqa: BLE001 - the record's own write reports it, as its dead letter
                 continue
-            if plan is not None and plan[0].get(c.match_on) not in (None, ""):
+            if plan is None:
+                continue
+            if c.match_on and plan[0].get(c.match_on) not in (None, ""):
                 values.append(str(plan[0][c.match_on]))
+            if c.link_when_key_equals and _code(record.get(c.link_when_key_equals)):
+                codes.append(_code(record.get(c.link_when_key_equals)))
+        if values:
+            self._matches.update(self._read_many(c.match_on, values))
+        if codes:
+            self._key_codes.update(self._read_many(self._own_key(), codes))
+
+    def _own_key(self) -> str:
+        [key] = [k for k in self.entity.keys if k != "Document_Type"]
+        return key
+
+    def _read_many(self, field_name: str, values: list[str]) -> dict[str, list[str]]:
+        """Value (casefolded) → the BC keys of the records holding it, for every value (none: [])."""
+        found: dict[str, list[str]] = {}
         unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), MATCHES_PER_QUERY):
             chunk = unique[start : start + MATCHES_PER_QUERY]
-            query = odata.all_of(self.entity.fixed_filter, odata.any_of(c.match_on, chunk))
-            found: dict[str, list[str]] = {_match_key(v): [] for v in chunk}
-            for row in self.bc.read(self.entity.service, select=[*self.entity.keys, c.match_on], filter=query):
-                found.setdefault(_match_key(row.get(c.match_on)), []).append(self.entity.external_id(row))
-            self._matches.update(found)
+            query = odata.all_of(self.entity.fixed_filter, odata.any_of(field_name, chunk))
+            found.update({_match_key(v): [] for v in chunk})
+            for row in self.bc.read(self.entity.service, select=list(dict.fromkeys([*self.entity.keys, field_name])),
+                                    filter=query):
+                keys = found.setdefault(_match_key(row.get(field_name)), [])
+                if self.entity.external_id(row) not in keys:
+                    keys.append(self.entity.external_id(row))
+        return found
 
     def _one(self, ipaas_id: str, previous: Optional[tuple[str, str]]) -> tuple[WriteOutcome, Optional[str]]:
         c = self.collection
@@ -242,12 +263,19 @@ class BcWriter:
         value = record.get(self.collection.link_when_key_equals)
         if value in (None, ""):
             return None
-        [key] = [k for k in self.entity.keys if k != "Document_Type"]
-        code = "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in str(value).strip())  # a Code key
-        found = self._get_or_none(self.entity.service, {key: code}) if code else None
-        if found is None:
+        code = _code(value)
+        if not code:
             return None
-        bc_key = self.entity.external_id(found)
+        if _match_key(code) in self._key_codes:  # read with the others' (_find_matches_at_once)
+            hits = self._key_codes[_match_key(code)]
+            if not hits:
+                return None
+            bc_key = hits[0]
+        else:
+            found = self._get_or_none(self.entity.service, {self._own_key(): code})
+            if found is None:
+                return None
+            bc_key = self.entity.external_id(found)
         state.save_links(self.engine, self.collection.table, [(bc_key, ipaas_id)])
         self._links(self.collection.table)[ipaas_id] = bc_key
         self.ipaas.link(self.collection.table, bc_key, ipaas_id)
@@ -256,10 +284,11 @@ class BcWriter:
     def _existing_key(self, keys: dict[str, Any], *, live: bool = False) -> Optional[str]:
         """The BC record with these values: a key read when they are its key, else what the read of many found
         (_find_matches_at_once), else a filtered read; `live`: always read (after an unclear create)."""
-        if set(keys) <= set(self.entity.keys):
+        cached = self._matches.get(_match_key(next(iter(keys.values())))) \
+            if len(keys) == 1 and not live and set(keys) == {self.collection.match_on} else None
+        if cached is None and set(keys) <= set(self.entity.keys):
             record = self._get_or_none(self.entity.service, keys)
             return self.entity.external_id(record) if record is not None else None
-        cached = self._matches.get(_match_key(next(iter(keys.values())))) if len(keys) == 1 and not live else None
         if cached is not None:
             found_keys = cached
         else:
@@ -554,6 +583,13 @@ def _line_numbers(items: list[dict[str, Any]]) -> list[int]:
     if numbers and all(n > 0 for n in numbers) and len(set(numbers)) == len(numbers):
         return numbers
     return [(position + 1) * LINE_NO_STEP for position in range(len(items))]
+
+
+def _code(value: Any) -> str:
+    """A value as a BC Code key: trimmed, upper case (ß and the like, whose upper case is longer, kept)."""
+    if value in (None, ""):
+        return ""
+    return "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in str(value).strip())
 
 
 def _match_key(value: Any) -> str:
