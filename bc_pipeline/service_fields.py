@@ -79,8 +79,10 @@ def require_fields(bc, wanted: dict[str, dict[str, list[str]]]) -> None:
     wanted = {service: named for service, named in wanted.items() if named}
     if not wanted:
         return
-    published = by_catalog_name(parse_metadata(bc.metadata()), getattr(bc, "settings", None))
-    problems = [describe_missing(service, missing, service in published)
+    settings = getattr(bc, "settings", None)
+    published = by_catalog_name(parse_metadata(bc.metadata()), settings)
+    problems = [describe_missing(settings.published_service(service) if settings else service, missing,
+                                 service in published)
                 for service, named in wanted.items() if (missing := missing_fields(published, service, named))]
     if problems:
         raise MissingFieldsError("; ".join(problems) + f". What to do: {FIX}")
