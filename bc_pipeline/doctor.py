@@ -13,7 +13,7 @@ from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.mapping.add_defaults import ADD_DEFAULTS
 from bc_pipeline.mapping.collection import MappingCollection
 from bc_pipeline.mapping.registry import from_ipaas_collections
-from bc_pipeline.service_fields import parse_metadata
+from bc_pipeline.service_fields import by_catalog_name, parse_metadata
 from bc_pipeline.settings import SettingsError, SubscriptionSettings, load_settings
 
 
@@ -101,7 +101,7 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
                 fields = sorted(page.records[0]) if page and page.records else []
                 missing = [f for f in entity.select if fields and f not in fields]
                 note = f"; fields the pipeline asks for but the page lacks: {', '.join(missing)}" if missing else ""
-                return f"{entity.object_type} {entity.object_id} published as {entity.service}{note}"
+                return f"{entity.object_type} {entity.object_id} published as {client.published(entity.service)}{note}"
 
             findings.append(_attempt(f"service {entity.service}", probe))
         for collection in from_ipaas_collections().values():
@@ -113,7 +113,7 @@ def diagnose(settings: Optional[SubscriptionSettings] = None, *, check_ipaas: bo
 
         def published() -> dict[str, set[str]]:
             if not metadata:
-                metadata.append(parse_metadata(client.metadata()))
+                metadata.append(by_catalog_name(parse_metadata(client.metadata()), settings))
             return metadata[0]
 
         findings.append(_attempt("collection fields", lambda: _check_collection_fields(published())))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from bc_pipeline.clients.errors import PipelineError
 
@@ -41,6 +42,21 @@ def parse_metadata(document: str) -> dict[str, set[str]]:
     return services
 
 
+def by_catalog_name(published: dict[str, set[str]], settings: Any) -> dict[str, set[str]]:
+    """The $metadata's services keyed by the catalog's names: one published under another Service Name
+    (BC_SERVICE_NAMES) under its catalog name, since that is the one the pipeline reads."""
+    from bc_pipeline.catalog import ENTITIES
+
+    named = dict(published)
+    for entity in ENTITIES if settings is not None else ():
+        name = settings.published_service(entity.service)
+        if name != entity.service:
+            named.pop(entity.service, None)
+            if name in published:
+                named[entity.service] = published[name]
+    return named
+
+
 def missing_fields(published: dict[str, set[str]], service: str, named: dict[str, list[str]]) -> dict[str, list[str]]:
     """The named fields (→ the collection files naming them) that the service does not have."""
     fields = published.get(service)
@@ -63,8 +79,10 @@ def require_fields(bc, wanted: dict[str, dict[str, list[str]]]) -> None:
     wanted = {service: named for service, named in wanted.items() if named}
     if not wanted:
         return
-    published = parse_metadata(bc.metadata())
-    problems = [describe_missing(service, missing, service in published)
+    settings = getattr(bc, "settings", None)
+    published = by_catalog_name(parse_metadata(bc.metadata()), settings)
+    problems = [describe_missing(settings.published_service(service) if settings else service, missing,
+                                 service in published)
                 for service, named in wanted.items() if (missing := missing_fields(published, service, named))]
     if problems:
         raise MissingFieldsError("; ".join(problems) + f". What to do: {FIX}")

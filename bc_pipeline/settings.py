@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bc_pipeline.catalog import BY_NAME
+from bc_pipeline.catalog import BY_NAME, BY_SERVICE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # A checkout keeps its state beside the code; an installed package keeps it in the working directory.
@@ -51,6 +51,8 @@ WHERE_TO_FIND: dict[str, str] = {
     "ipaas_throttle_seconds": "Throttling: API Throttle Seconds (to iPaaS)",
     "concurrent_connections": "Throttling: Concurrent Connections (Business Central processes at most 5 at once)",
     "modified_at_fields": "a page extension's timestamp field per entity, e.g. customers=SystemModifiedAt",
+    "service_names": "Business Central → Web Services: the Service Name you published a page under, per entity whose "
+    "name differs from the guide's, e.g. customers=MyCustomerCard",
     "state_url": "a SQLAlchemy URL such as postgresql+psycopg://user@host/db; default a SQLite file",
     "ca_bundle": "a PEM file of the CA that signs your services' certificates (REQUESTS_CA_BUNDLE)",
     "staging_url": "a folder or an fsspec URL every machine of the pipeline reaches, e.g. abfs://<container>/<prefix> "
@@ -81,6 +83,7 @@ ENV_NAMES: dict[str, str] = {
     "ipaas_throttle_seconds": "IPAAS_THROTTLE_SECONDS",
     "concurrent_connections": "CONCURRENT_CONNECTIONS",
     "modified_at_fields": "BC_MODIFIED_AT_FIELDS",
+    "service_names": "BC_SERVICE_NAMES",
     "state_url": "BC_PIPELINE_STATE_URL",
     "staging_url": "BC_PIPELINE_STAGING_URL",
     "ca_bundle": "REQUESTS_CA_BUNDLE",
@@ -111,6 +114,7 @@ LABELS: dict[str, str] = {
     "ipaas_throttle_seconds": "API Throttle Seconds (to iPaaS)",
     "concurrent_connections": "Concurrent Connections",
     "modified_at_fields": "Change-date fields",
+    "service_names": "Service names",
     "state_url": "State database URL",
     "staging_url": "Staging URL",
     "ca_bundle": "CA bundle",
@@ -181,6 +185,7 @@ class SubscriptionSettings(BaseSettings):
     ipaas_throttle_seconds: float = Field(60, validation_alias="IPAAS_THROTTLE_SECONDS")
     concurrent_connections: int = Field(BC_DOCUMENTED_CONCURRENT_REQUESTS, validation_alias="CONCURRENT_CONNECTIONS")
     modified_at_fields: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, validation_alias="BC_MODIFIED_AT_FIELDS")
+    service_names: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, validation_alias="BC_SERVICE_NAMES")
     state_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STATE_URL")
     staging_url: Optional[str] = Field(None, validation_alias="BC_PIPELINE_STAGING_URL")
     ca_bundle: Optional[str] = Field(None, validation_alias="REQUESTS_CA_BUNDLE")
@@ -289,18 +294,35 @@ class SubscriptionSettings(BaseSettings):
             raise ValueError(f"must be between 1 and 100, got {value}")
         return value
 
-    @field_validator("modified_at_fields", mode="before")
+    @field_validator("modified_at_fields", "service_names", mode="before")
     @classmethod
-    def _modified_at_pairs(cls, value: Any) -> Any:
-        """`customers=SystemModifiedAt,items=SystemModifiedAt`: a page extension's change timestamp per entity."""
+    def _entity_pairs(cls, value: Any, info: ValidationInfo) -> Any:
+        """`customers=SystemModifiedAt,items=SystemModifiedAt`: one value per entity."""
+        example = ("entity=Field pairs such as customers=SystemModifiedAt" if info.field_name == "modified_at_fields"
+                   else "entity=Name pairs such as customers=MyCustomerCard")
         if isinstance(value, str):
             pairs = {}
             for part in filter(None, (p.strip() for p in value.split(","))):
                 entity, sep, field = part.partition("=")
                 if not sep:
-                    raise ValueError(f"expected entity=Field pairs such as customers=SystemModifiedAt, got {part!r}")
+                    raise ValueError(f"expected {example}, got {part!r}")
                 pairs[entity.strip()] = field.strip()
             return pairs
+        return value
+
+    @field_validator("service_names")
+    @classmethod
+    def _service_names_known(cls, value: dict[str, str]) -> dict[str, str]:
+        for entity, service in value.items():
+            if entity not in BY_NAME:
+                raise ValueError(f"unknown entity {entity!r}; known: {', '.join(BY_NAME)}")
+            if not _ODATA_IDENTIFIER.fullmatch(service):
+                raise ValueError(f"{service!r} for {entity} is not a web service name (a letter or _, then letters, "
+                                 "digits or _)")
+        published = list(value.values())
+        twice = sorted({s for s in published if published.count(s) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} is given for more than one entity: each publishes a page of its own")
         return value
 
     @field_validator("modified_at_fields")
@@ -393,6 +415,11 @@ class SubscriptionSettings(BaseSettings):
         """The clientState BC notifications carry: BC_WEBHOOK_CLIENT_STATE, else the webhook API key."""
         secret = self.bc_webhook_client_state or self.ipaas_webhook_api_key
         return secret.get_secret_value() if secret is not None else None
+
+    def published_service(self, service: str) -> str:
+        """The Service Name a catalog service (`CustomerCard`) is published under: BC_SERVICE_NAMES, else its own."""
+        entity = BY_SERVICE.get(service)
+        return self.service_names.get(entity.name, service) if entity is not None else service
 
     @property
     def has_bc_credentials(self) -> bool:

@@ -204,3 +204,34 @@ def test_a_state_url_is_checked_up_front_without_echoing_its_password(url, fragm
 @pytest.mark.parametrize("url", ["sqlite:////tmp/state.sqlite", "sqlite://", "postgresql+psycopg://u:pw@db:5432/state"])
 def test_supported_state_urls_are_kept(url):
     assert load_settings({**GOOD, "state_url": url}).state_database_url == url
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("customer=MyCustomerCard", "unknown entity 'customer'; known: customer_price_groups, locations"),
+        ("customers=My Customer Card", "'My Customer Card' for customers is not a web service name"),
+        ("customers", "expected entity=Name pairs such as customers=MyCustomerCard"),
+        ("customers=MyCards,items=MyCards", "MyCards is given for more than one entity"),
+    ],
+)
+def test_service_names_name_known_entities_and_web_service_names(value, fragment):
+    text = _refusal(service_names=value)
+    assert "Service names (BC_SERVICE_NAMES)" in text
+    assert fragment in text
+
+
+def test_a_service_published_under_another_name_is_asked_for_by_that_name():
+    settings = load_settings({**GOOD, "service_names": "customers=MyCustomerCard, sales_orders=WebOrders"})
+    assert settings.service_names == {"customers": "MyCustomerCard", "sales_orders": "WebOrders"}
+    assert [settings.published_service(s) for s in ("CustomerCard", "SalesOrders", "ItemCard", "PaymentTerms")] == [
+        "MyCustomerCard", "WebOrders", "ItemCard", "PaymentTerms"]
+
+
+def test_the_readme_lists_every_service_names_default():
+    from bc_pipeline.catalog import ENTITIES
+    from bc_pipeline.settings import PROJECT_DIR
+
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `BC_SERVICE_NAMES` |"))
+    assert [e.name for e in ENTITIES if f"`{e.name}={e.service}`" not in row] == []

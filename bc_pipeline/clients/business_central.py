@@ -67,8 +67,12 @@ class BusinessCentralClient:
     def company_root(self) -> str:
         return f"{self.odata_root}/{odata.company_segment(self.settings.company_name)}"
 
+    def published(self, service: str) -> str:
+        """The Service Name the user published a catalog service under (BC_SERVICE_NAMES, else the guide's)."""
+        return self.settings.published_service(service)
+
     def service_url(self, service: str) -> str:
-        return f"{self.company_root}/{odata.field_name(service)}"
+        return f"{self.company_root}/{odata.field_name(self.published(service))}"
 
     @property
     def counter(self) -> TrafficCounter:
@@ -86,7 +90,8 @@ class BusinessCentralClient:
             method, url, headers_factory=self._headers, on_unauthorized=self.tokens.invalidate, **kwargs
         )
         if response.status_code >= 400:
-            raise bc_error_from_response(response, service, record=record)
+            raise bc_error_from_response(response, service, record=record,
+                                         published=self.published(service) if service else None)
         return response
 
     def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:

@@ -142,8 +142,9 @@ def outcome_unclear(exc: BaseException) -> bool:
     return False
 
 
-def bc_hint(status: Optional[int], code: Optional[str], service: Optional[str] = None) -> Optional[str]:
-    """The guide's Troubleshooting advice for a Business Central answer."""
+def bc_hint(status: Optional[int], code: Optional[str], service: Optional[str] = None,
+            published: Optional[str] = None) -> Optional[str]:
+    """The guide's Troubleshooting advice for a Business Central answer (`published`: the Service Name asked for)."""
     code = code or ""
     if status == 401:
         return (
@@ -163,9 +164,13 @@ def bc_hint(status: Optional[int], code: Optional[str], service: Optional[str] =
 
         entity = BY_SERVICE.get(service)
         if entity is not None:
+            name = published or entity.service
+            where = (f"; if you published it under another Service Name, set BC_SERVICE_NAMES={entity.name}=<that name>"
+                     if name == entity.service else f" (BC_SERVICE_NAMES names it {name}), or correct "
+                     f"{entity.name}={name} in BC_SERVICE_NAMES")
             return (
                 f"in Business Central search for 'Web Services', choose New, Object Type {entity.object_type}, "
-                f"Object ID {entity.object_id} ({entity.object_name}), Service Name {entity.service}, and tick Publish"
+                f"Object ID {entity.object_id} ({entity.object_name}), Service Name {name}, and tick Publish{where}"
             )
         return "publish the page as a web service in Business Central (search 'Web Services')"
     if status == 409 and code == "Request_EntityChanged":
@@ -211,7 +216,8 @@ def _correlation(response: requests.Response, message: str) -> Optional[str]:
 
 
 def bc_error_from_response(
-    response: requests.Response, service: Optional[str] = None, *, record: bool = False
+    response: requests.Response, service: Optional[str] = None, *, record: bool = False,
+    published: Optional[str] = None,
 ) -> BusinessCentralError:
     """Turn a Business Central error answer into a typed error (BC's `{"error":{"code","message"}}`).
 
@@ -228,7 +234,7 @@ def bc_error_from_response(
         cls = NotPublishedError
     else:
         cls = BusinessCentralError
-    hint = bc_hint(status, code, None if record else service)
+    hint = bc_hint(status, code, None if record else service, published)
     if record and status == 404:
         hint = "the record does not exist (any more) in Business Central"
     return cls(

@@ -119,9 +119,10 @@ def check_company(state: SandboxState, route: Route) -> None:
 
 def service_of(state: SandboxState, route: Route, url: str) -> Service:
     """The published service a route names, or BC's 404."""
-    if route.service not in state.services or not state.is_published(route.service):
+    name = state.standard_service(route.service)
+    if name not in state.services or not state.is_published(name):
         raise resource_not_found(route.service or "", url)
-    return state.services[route.service]
+    return state.services[name]
 
 
 def key_description(service: Service, key: tuple) -> str:

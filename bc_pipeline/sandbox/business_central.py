@@ -223,7 +223,7 @@ def handle(state: SandboxState, req: ODataRequest) -> Answer:
         return json_answer({"@odata.context": f"{req.service_root}$metadata",
                             "value": [{"name": "Company", "kind": "EntitySet", "url": "Company"}]})
     if route.kind == "metadata":
-        return Answer(200, build_metadata(state.services, state.published), {"OData-Version": "4.0"},
+        return Answer(200, build_metadata(state.services, state.published, state.config.service_names), {"OData-Version": "4.0"},
                       "application/xml; charset=utf-8")
     if route.kind == "batch":
         raise BCError(400, "BadRequest", "A $batch request cannot be nested.")

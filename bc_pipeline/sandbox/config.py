@@ -90,6 +90,9 @@ class SandboxConfig(BaseModel):
     company_name: str = "CRONUS Müller & O'Brien, Inc."  # Text[30], with what a URL must encode
     company_id: str = DEFAULT_COMPANY_ID
     published_services: list[str] = Field(default_factory=lambda: list(ALL_SERVICES))
+    # A tenant may publish a page under a Service Name of its own: standard name -> published name (the
+    # standard name then answers 404, as an unpublished service does).
+    service_names: dict[str, str] = Field(default_factory=dict)
     itemsbylocation_columns: list[str] = Field(default_factory=lambda: list(ITEMS_BY_LOCATION_COLUMNS))
     # A tenant's own Items by Location query may name its columns differently: standard name -> served name.
     itemsbylocation_names: dict[str, str] = Field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Optional
 from xml.sax.saxutils import quoteattr
 
 from .schema import EDM, MAX_LENGTH, Service
@@ -24,8 +25,8 @@ def _property(service: Service, name: str) -> str:
     return f"<Property {attrs}>{ann}</Property>" if ann else f"<Property {attrs}/>"
 
 
-def build_metadata(services: dict[str, Service], published: set[str]) -> bytes:
-    """EDMX for the published services, in the order they are defined."""
+def build_metadata(services: dict[str, Service], published: set[str], names: Optional[dict[str, str]] = None) -> bytes:
+    """EDMX for the published services, in the order they are defined; `names`: the renamed ones' Service Names."""
     shown = [s for name, s in services.items() if name in published]
     parts = ['<?xml version="1.0" encoding="utf-8"?>',
              '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">',
@@ -50,6 +51,6 @@ def build_metadata(services: dict[str, Service], published: set[str]) -> bytes:
     parts.append('<EntityContainer Name="NAV">')
     parts.append('<EntitySet Name="Company" EntityType="NAV.Company"/>')
     for s in shown:
-        parts.append(f'<EntitySet Name="{s.name}" EntityType="NAV.{s.name}"/>')
+        parts.append(f'<EntitySet Name="{(names or {}).get(s.name, s.name)}" EntityType="NAV.{s.name}"/>')
     parts.append("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>")
     return "\n".join(parts).encode("utf-8")

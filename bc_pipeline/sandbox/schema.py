@@ -204,8 +204,9 @@ PAGE_SERVICES = {
 # Posted documents: BC refuses inserts and changes through their pages (InsertAllowed = false, Editable = false).
 READ_ONLY_SERVICES = {"PostedSalesInvoices", "PostedSalesInvoiceLines"}
 # Tenant extension fields: their AL types are unknown, so they are written as text, unchecked.
-CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code"),
-                 "CustomerCard": ("LoyaltyTier",)}  # no catalog entry names it: collections alone read it
+CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code", "Season"),
+                 "CustomerCard": ("LoyaltyTier",), "SalesOrders": ("WebChannel",)}
+# LoyaltyTier, Season and WebChannel: no catalog entry names them, so collections alone read and write them.
 KEY_CAPTIONS = {"No": "No.", "Code": "Code", "Document_Type": "Document Type", "Document_No": "Document No.",
                 "Line_No": "Line No."}
 KEY_TYPES = {"No": "Code[20]", "Document_Type": "Option", "Document_No": "Code[20]", "Line_No": "Integer"}

@@ -24,6 +24,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 LOYALTY_TIERS = ("", "BRONZE", "SILVER", "GOLD", "PLATINUM")  # a tenant extension field of the Customer Card
+SEASONS = ("", "SPRING", "SUMMER", "AUTUMN", "WINTER", "ALL-YEAR")  # … of the Item Card
+WEB_CHANNELS = ("", "WEBSHOP", "MARKETPLACE", "PHONE")  # … of the Sales Order
 SCALED = ("customers", "items", "sales_orders")
 MINIMUM = {"customers": 8, "items": 6, "sales_orders": 4, "locations": 3, "shipping_agents": 2,
            "customer_price_groups": 2}
@@ -385,6 +387,7 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
             "Reordering_Policy": rng.choice(["_blank_", "_blank_", "Fixed Reorder Qty.", "Lot-for-Lot"]),
             "Lead_Time_Calculation": rng.choice(["", "", "1W", "2W", "5D"]),
             "Order_Tracking_Policy": "None", "Assembly_Policy": "Assemble-to-Stock",
+            "Season": SEASONS[i % len(SEASONS)],  # not drawn from rng, as LoyaltyTier
         }
         if no == GUIDE_ITEM["No"]:
             values.update(GUIDE_ITEM, Type="Inventory", Blocked=False, Sales_Blocked=False,
@@ -441,6 +444,7 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
             "Customer_Posting_Group": "DOMESTIC" if addr["Country_Region_Code"] == "US" else "FOREIGN",
             "Posting_Description": f"Order {no}", "Assigned_User_ID": rng.choice(["", "ADMIN", "SALES01"]),
             "ShippingOptions": "Default (Sell-to Address)", "BillToOptions": "Default (Customer)",
+            "WebChannel": WEB_CHANNELS[i % len(WEB_CHANNELS)],  # not drawn from rng, as LoyaltyTier
         }
         if rng.random() < 0.15:  # shipped somewhere else
             other = _address(rng)

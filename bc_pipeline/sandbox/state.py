@@ -28,9 +28,9 @@ class SandboxState:
         self.services = build_services(itemsbylocation_columns=config.itemsbylocation_columns,
                                        system_modified_at=config.system_modified_at,
                                        itemsbylocation_names=config.itemsbylocation_names)
-        unknown = [s for s in config.published_services if s not in self.services]
+        unknown = [s for s in [*config.published_services, *config.service_names] if s not in self.services]
         if unknown:
-            raise ValueError(f"unknown service(s) in published_services: {', '.join(unknown)}")
+            raise ValueError(f"unknown service(s) in published_services or service_names: {', '.join(unknown)}")
         self.tokens = TokenStore()
         self.faults = Faults()
         self.started = time.time()
@@ -131,6 +131,14 @@ class SandboxState:
             key = ("Order", candidate) if service == "SalesOrders" else (candidate,)
             if key not in table.rows:
                 return candidate
+
+    def standard_service(self, served: Optional[str]) -> Optional[str]:
+        """The service a URL's name serves: a renamed one answers only under its published name."""
+        renamed = self.config.service_names
+        standard = {name: std for std, name in renamed.items()}
+        if served in standard:
+            return standard[served]
+        return None if served in renamed else served
 
     def is_published(self, service: Optional[str]) -> bool:
         return service in self.published
