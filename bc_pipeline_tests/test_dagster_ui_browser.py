@@ -45,6 +45,30 @@ def _wait_for_run(ui, run_id: str):
         time.sleep(1)
 
 
+def _three_days(world) -> tuple[str, str]:
+    """Three days ending on the latest customer change (the dialog shows the last 90 days), as partition keys."""
+    latest = max(dt.date.fromisoformat(c["Last_Date_Modified"][:10]) for c in world.handle.records("CustomerCard"))
+    latest = max(latest, dt.date.today() - dt.timedelta(days=60))
+    return (latest - dt.timedelta(days=2)).isoformat(), latest.isoformat()
+
+
+def _wait_for_backfill_run(ui):
+    """The one backfill the UI launched and its runs, once the daemon's run for it finished (the daemon marks the
+    backfill itself complete only on its next pass, up to 30 s later: nothing this test needs to wait for)."""
+    from dagster import RunsFilter
+
+    instance = ui.instance()
+    deadline = time.monotonic() + RUN_SECONDS
+    while True:
+        backfills = instance.get_backfills()
+        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfills[0].backfill_id})) if backfills else []
+        if runs and all(run.is_finished for run in runs):
+            assert len(backfills) == 1
+            return backfills[0], runs
+        assert time.monotonic() < deadline, f"backfill {backfills[0].backfill_id if backfills else '(none)'}: {runs}"
+        time.sleep(1)
+
+
 def _run_id_from_url(url: str) -> str:
     assert "/runs/" in url, url
     return url.split("/runs/", 1)[1].split("?", 1)[0].split("/", 1)[0]
@@ -52,6 +76,8 @@ def _run_id_from_url(url: str) -> str:
 
 def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_automation(ui, world):
     from dagster import DagsterRunStatus
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     from bc_pipeline.definitions import defs
 
@@ -80,6 +106,29 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     assert run.status == DagsterRunStatus.SUCCESS
     assert run.job_name == "initial_load"
     assert world.ipaas_links(), "initial_load landed nothing in iPaaS.com"
+
+    # A 3-day backfill of resync/customers from the asset's Materialize… dialog: one run for the range.
+    first, last = _three_days(world)
+    browser.open("/assets/resync/customers")
+    browser.wait_for_text("Materialize")
+    browser.click("//button[starts-with(normalize-space(), 'Materialize')]")
+    browser.wait_for_text("Launch backfill", "Backfills all partitions in a single run.")
+    field = browser.driver.find_element(By.XPATH, "//div[@role='dialog']//input[@type='text']")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(f"[{first}...{last}]", Keys.TAB)
+    browser.wait_for_text("3 partitions")
+    browser.screenshot("backfill-dialog")
+    instance = dagster_ui.instance()
+    assert not instance.get_backfills()
+    browser.click(browser.button("Launch backfill"))
+    backfill, runs = _wait_for_backfill_run(dagster_ui)
+    assert backfill.asset_backfill_data.target_subset.num_partitions_and_non_partitioned_assets == 3
+    assert len(runs) == 1, [r.run_id for r in runs]
+    assert runs[0].status == DagsterRunStatus.SUCCESS
+    assert (runs[0].tags["dagster/asset_partition_range_start"], runs[0].tags["dagster/asset_partition_range_end"]) == (first, last)
+    browser.open(f"/runs/b/{backfill.backfill_id}")
+    browser.wait_for_text("resync / customers", f"{first}...{last}")
+    browser.screenshot("backfill")
 
     # automation: every schedule and the sensor.
     browser.open("/automation")
