@@ -33,7 +33,7 @@ def ui(world, tmp_path):
 
 
 def _wait_for_run(ui, run_id: str):
-    from dagster import DagsterRunStatus
+    from dagster import AssetKey, DagsterRunStatus
 
     instance = ui.instance()
     deadline = time.monotonic() + RUN_SECONDS
@@ -75,7 +75,7 @@ def _run_id_from_url(url: str) -> str:
 
 
 def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_automation(ui, world):
-    from dagster import DagsterRunStatus
+    from dagster import AssetKey, DagsterRunStatus
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -105,7 +105,10 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     browser.screenshot("initial-load-run")
     assert run.status == DagsterRunStatus.SUCCESS
     assert run.job_name == "initial_load"
-    assert world.ipaas_links(), "initial_load landed nothing in iPaaS.com"
+    customers = dagster_ui.instance().get_latest_materialization_event(AssetKey(["ipaas", "customer_to_ipaas"]))
+    assert customers.run_id == run_id
+    created = customers.asset_materialization.metadata["created"].value
+    assert created > 0 and world.ipaas_records("Customer"), "initial_load landed no customer in iPaaS.com"
 
     # A 3-day backfill of resync/customers from the asset's Materialize… dialog: one run for the range.
     first, last = _three_days(world)
@@ -127,8 +130,11 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     assert runs[0].status == DagsterRunStatus.SUCCESS
     assert (runs[0].tags["dagster/asset_partition_range_start"], runs[0].tags["dagster/asset_partition_range_end"]) == (first, last)
     browser.open(f"/runs/b/{backfill.backfill_id}")
-    browser.wait_for_text("resync / customers", f"{first}...{last}")
+    browser.wait_for_text("resync / customers", f"{first}...{last}", "Partitions targeted")
     browser.screenshot("backfill")
+    browser.click("//*[@role='tab' and normalize-space()='Runs'] | //a[normalize-space()='Runs' and contains(@href, '/runs/b/')]")
+    browser.wait_for_text(runs[0].run_id[:8])
+    browser.screenshot("backfill-runs")
 
     # automation: every schedule and the sensor.
     browser.open("/automation")
