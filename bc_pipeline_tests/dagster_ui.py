@@ -21,7 +21,8 @@ from bc_pipeline_tests.redis_server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")  # `scripts/test-chromium.sh install` (make test runs it)
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS_VARIABLE = "BC_PIPELINE_TEST_ARTIFACTS"  # CI: screenshots are copied there too
+# Screenshots are also copied to this folder when set, or to test-artifacts/ under CI (for the CI to keep).
+ARTIFACTS_VARIABLE = "BC_PIPELINE_TEST_ARTIFACTS"
 UI_START_SECONDS = 120
 
 
@@ -123,7 +124,7 @@ class Browser:
 
         return self.driver.find_element(By.TAG_NAME, "body").text
 
-    def wait_for_text(self, *texts: str, seconds: float = 60) -> str:
+    def wait_for_text(self, *texts: str, seconds: float = 90) -> str:
         """The page's text once it shows every one of `texts`."""
         from selenium.webdriver.support.ui import WebDriverWait
 
@@ -184,6 +185,7 @@ def chromium(base_url: str, shots: Path) -> Iterator[Browser]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1600,1000", "--no-first-run", "--disable-extensions"):
         options.add_argument(argument)
+    options.add_argument(f"--user-data-dir={shots.parent / 'chromium-profile'}")  # the test's own, not HOME's
     shots.mkdir(parents=True, exist_ok=True)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     browser = Browser(driver, base_url, shots)
@@ -192,8 +194,8 @@ def chromium(base_url: str, shots: Path) -> Iterator[Browser]:
     finally:
         driver.quit()
         print(f"\nscreenshots of the Dagster UI: {shots}")
-        target = os.environ.get(ARTIFACTS_VARIABLE)
+        target = os.environ.get(ARTIFACTS_VARIABLE) or (str(ROOT / "test-artifacts") if os.environ.get("CI") else "")
         if target:
-            copy = Path(target) / shots.name
+            copy = Path(target) / "dagster-ui"
             shutil.copytree(shots, copy, dirs_exist_ok=True)
             print(f"copied to {copy}")
