@@ -27,7 +27,12 @@ UI_START_SECONDS = 120
 
 
 def chromium_missing() -> Optional[str]:
+    """What the browser test lacks (Debian's chromium, chromedriver, the selenium package), or None."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package (pip install -e '.[test]')")
     return ", ".join(missing) or None
 
 

@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+from dagster import AssetKey, DagsterRunStatus, RunsFilter
 
 from bc_pipeline_tests.dagster_ui import chromium, chromium_missing, dagster_dev
 
@@ -38,8 +39,6 @@ def ui(chromium_installed, world, tmp_path):
 
 
 def _wait_for_run(ui, run_id: str):
-    from dagster import AssetKey, DagsterRunStatus
-
     instance = ui.instance()
     deadline = time.monotonic() + RUN_SECONDS
     while True:
@@ -61,7 +60,6 @@ def _three_days(world) -> tuple[str, str]:
 def _wait_for_backfill_run(ui):
     """The one backfill the UI launched and its runs, once the daemon's run for it finished (the daemon marks the
     backfill itself complete only on its next pass, up to 30 s later: nothing this test needs to wait for)."""
-    from dagster import RunsFilter
 
     instance = ui.instance()
     deadline = time.monotonic() + RUN_SECONDS
@@ -81,9 +79,9 @@ def _run_id_from_url(url: str) -> str:
 
 
 def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_automation(ui, world):
-    from dagster import AssetKey, DagsterRunStatus
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from bc_pipeline.definitions import defs
 
@@ -101,8 +99,6 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     browser.skip_welcome()
     browser.screenshot("launchpad")
     browser.click(browser.button("Launch run"))
-    from selenium.webdriver.support.ui import WebDriverWait
-
     WebDriverWait(browser.driver, 60).until(lambda d: "/runs/" in d.current_url)
     run_id = _run_id_from_url(browser.driver.current_url)
     run = _wait_for_run(dagster_ui, run_id)
@@ -134,7 +130,8 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     assert backfill.asset_backfill_data.target_subset.num_partitions_and_non_partitioned_assets == 3
     assert len(runs) == 1, [r.run_id for r in runs]
     assert runs[0].status == DagsterRunStatus.SUCCESS
-    assert (runs[0].tags["dagster/asset_partition_range_start"], runs[0].tags["dagster/asset_partition_range_end"]) == (first, last)
+    tags = runs[0].tags
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (first, last)
     browser.open(f"/runs/b/{backfill.backfill_id}")
     browser.wait_for_text("resync / customers", f"{first}...{last}", "Partitions targeted")
     browser.screenshot("backfill")
@@ -142,7 +139,7 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     browser.wait_for_text(runs[0].run_id[:8])
     browser.screenshot("backfill-runs")
 
-    # automation: every schedule and the sensor.
+    # The automation page: every schedule and the sensor.
     browser.open("/automation")
     browser.wait_for_text(*[s.name for s in defs.schedules], *[s.name for s in defs.sensors])
     browser.screenshot("automation")
