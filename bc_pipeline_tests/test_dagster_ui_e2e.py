@@ -104,6 +104,8 @@ def test_the_ui_shows_the_groups_launches_runs_and_backfills_and_lists_the_autom
     run = _wait_for_run(dagster_ui, run_id)
     browser.open(f"/runs/{run_id}")
     browser.wait_for_text("Success", "created")
+    # `created` as a metadata entry's key (a cell of its own), not just a word of a log line.
+    WebDriverWait(browser.driver, 60).until(lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='created']"))
     browser.screenshot("initial-load-run")
     assert run.status == DagsterRunStatus.SUCCESS
     assert run.job_name == "initial_load"
