@@ -32,6 +32,7 @@ run: setup
 ## throwaway cluster of this run's own: a new folder and a free port unless BC_PIPELINE_PG_DIR / _PORT are set).
 test: setup
 	scripts/test-redis.sh install
+	scripts/test-chromium.sh install
 	scripts/test-postgres.sh run $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 ## The Dagster UI on http://127.0.0.1:3000 with this project's DAGSTER_HOME.
