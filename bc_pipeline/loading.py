@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from bc_pipeline.clients.errors import PipelineError, ServiceError
 from bc_pipeline.clients.ipaas import NESTED_IN_PARENT, IpaasClient
 from bc_pipeline.find_before_create import create_once
-from bc_pipeline.mapping.collection import Collision, MappingCollection
+from bc_pipeline.mapping.collection import Child, Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
 from bc_pipeline.state import leases
 from bc_pipeline.state import records as state
@@ -246,6 +246,9 @@ class Loader:
             current = self._current(internal_id, record.parent_id)
             if current is not None:
                 return {**self._update(record, internal_id, current, kind="updated"), "link": True}
+        if self.collection.update_only:
+            raise _NotLinkedYet(f"{self.collection.name} only updates: {self.table} {record.external_id!r} is not in "
+                                f"iPaaS.com yet (the collection that creates it goes first; this record is retried)")
         matched = self._find_match(record)
         if matched is not None:
             collision = self.collection.collision
@@ -353,7 +356,7 @@ class Loader:
                 relink: bool = False) -> dict[str, Any]:
         # A PUT replaces the whole record: keep what the mapping does not own.
         merged = {k: v for k, v in current.items() if k not in READ_ONLY_FIELDS}
-        merged.update(self._with_child_ids(record))
+        merged.update(self._with_child_ids(record, current))
         merged["custom_fields"] = _merge_custom_fields(current.get("custom_fields"), record.payload.get("custom_fields"))
         answer = self.client.replace(self.model, internal_id, merged, parent_id=record.parent_id)
         mine = [e for e in answer.get("external_ids") or []
@@ -364,11 +367,12 @@ class Loader:
             self.client.link(self.table, record.external_id, internal_id)
         return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer)}
 
-    def _with_child_ids(self, record: MappedRecord) -> dict[str, Any]:
+    def _with_child_ids(self, record: MappedRecord, current: dict[str, Any]) -> dict[str, Any]:
         """Children sent with the ids they already have, so an update keeps them (and their links)."""
         payload = dict(record.payload)
-        for child in self.collection.children:
-            known = self._child_links.get(child.table or "", {})
+        for child in _distinct(self.collection.children):
+            # The record's own children, by the links they carry, win: known even when this state was lost.
+            known = {**self._child_links.get(child.table or "", {}), **self._linked_children(current.get(child.name))}
             external_ids = record.children.get(child.table or "", [])
             items = payload.get(child.name) or []
             payload[child.name] = [
@@ -377,10 +381,15 @@ class Loader:
             ] + items[len(external_ids):]
         return payload
 
+    def _linked_children(self, children: Any) -> dict[str, str]:
+        return {str(e["external_id"]): str(c["id"]) for c in children or [] if isinstance(c, dict) and c.get("id")
+                for e in c.get("external_ids") or []
+                if isinstance(e, dict) and str(e.get("system_id")) == str(self.client.system_id)}
+
     def _link_children(self, record: MappedRecord, answer: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
         """Children (e.g. transaction lines) come back with ids in the order sent: link each one."""
         result: dict[str, list[tuple[str, str]]] = {}
-        for child in self.collection.children:
+        for child in _distinct(self.collection.children):
             if not child.table:
                 continue
             returned = answer.get(child.name) or []
@@ -402,5 +411,14 @@ def _merge_custom_fields(current: Any, ours: Any) -> Any:
     return kept + list(mine.values())
 
 
+def _distinct(children: list[Child]) -> list[Child]:
+    """One child per list: children that fill one list (card and ship-to addresses) are linked together."""
+    return list({(c.name, c.table): c for c in children}.values())
+
+
 class _Collision(PipelineError):
+    pass
+
+
+class _NotLinkedYet(PipelineError):
     pass

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bc_pipeline.catalog import BY_NAME, Entity
 from bc_pipeline.ipaas_models import MODEL_FIELDS, REQUIRED_FIELDS
+from bc_pipeline.mapping.addresses import ADDRESS_ROLES
 
 COLLECTIONS_DIR = Path(__file__).parent / "collections"
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # dots: FROM iPaaS `{billing_address.city}`
 SIMPLE_TRANSFORMS = ("trim", "upper", "lower", "title", "empty_as_null", "first_word", "after_first_word", "not")
 
 
@@ -198,6 +199,8 @@ class MappingCollection(_Strict):
     # FROM_IPAAS only: BC fields set when the record is created and left alone on update.
     add_only_fields: dict[str, FieldRule] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)  # collections (by name) to load first, beyond references
+    # TO_IPAAS only: update records another collection created and linked (never create); an unlinked one waits.
+    update_only: bool = False
     source_file: Optional[str] = Field(None, exclude=True)
 
     @property
@@ -246,6 +249,13 @@ def _suggested_external_id(template: str, entity: Entity) -> str:
     return "|".join(f"{{{p}}}" for p in parts)
 
 
+def _is_address_field(model: str, source: str) -> bool:
+    """`billing_address.city`, `shipping_address.postal_code`: a field of the record's primary address of that role."""
+    role, _, name = source.partition(".")
+    address_model = "Transaction Address" if model == "Transaction" else "Address"
+    return role in ADDRESS_ROLES and "addresses" in MODEL_FIELDS[model] and name in MODEL_FIELDS[address_model]
+
+
 def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
     """FROM iPaaS: sources are iPaaS.com fields (or `custom_fields.<name>`), targets are the BC page's fields."""
     problems: list[tuple[tuple, str]] = []
@@ -260,7 +270,8 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
             if bc_field not in target.select:
                 problems.append((where + (bc_field,), f"{bc_field!r} is not a field of {target.service} in the catalog"))
             for f in rule.source_fields():
-                if f not in MODEL_FIELDS[model] and f not in ("id", "tracking_guid") and not f.startswith("custom_fields."):
+                if f not in MODEL_FIELDS[model] and f not in ("id", "tracking_guid") and not f.startswith("custom_fields.") \
+                        and not _is_address_field(model, f):
                     problems.append((where + (bc_field,), f"{model} has no field {f!r}"))
 
     check(c.fields, c.source, entity, ("fields",))
@@ -310,12 +321,16 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
     for i, rule in enumerate(c.filter):
         if rule.field not in entity.select:
             problems.append((("filter", i, "field"), f"{rule.field!r} is not a field extracted from {entity.service}"))
-    for required in REQUIRED_FIELDS.get(c.target_model, ()):
+    for required in () if c.update_only else REQUIRED_FIELDS.get(c.target_model, ()):
         if required not in c.fields:
             problems.append((("fields",), f"{c.target_model} requires {required!r}; map it"))
     if c.match_on and c.match_on not in c.fields:
         problems.append((("match_on",), f"match_on {c.match_on!r} must be one of the mapped fields"))
+    tables_of: dict[str, Optional[str]] = {}
     for i, child in enumerate(c.children):
+        if tables_of.setdefault(child.name, child.table) != child.table:
+            problems.append((("children", i, "table"), f"children filling {child.name!r} must share one table "
+                                                        f"({tables_of[child.name]!r}), so each keeps its link"))
         child_entity = BY_NAME.get(child.source)
         if child_entity is None:
             problems.append((("children", i, "source"), f"unknown source entity {child.source!r}"))

@@ -266,9 +266,10 @@ def apply_collection(
         parent_keys = _column(frame, child.parent_key).map(_plain_text).tolist()
         for record, key in zip(records, parent_keys):
             items = grouped.get(key, [])
-            record.payload[child.name] = [payload for _, payload in items]
+            # Several children may fill one list (a company's card address and its ship-to addresses).
+            record.payload.setdefault(child.name, []).extend(payload for _, payload in items)
             if child.table:
-                record.children[child.table] = [external_id for external_id, _ in items]
+                record.children.setdefault(child.table, []).extend(external_id for external_id, _ in items)
     for target, path in collection.sums_from_children.items():
         child_name, _, child_field = path.partition(".")
         for record in records:

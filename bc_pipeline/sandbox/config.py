@@ -31,6 +31,8 @@ ALL_SERVICES = (
     "SalesOrderLines",
     "Itemsbylocation",
     "CustomerPriceGroups",
+    "ShipToAddresses",
+    "Contacts",
 )
 
 ITEMS_BY_LOCATION_COLUMNS = (

@@ -88,6 +88,7 @@ OVERRIDES: dict[str, dict[str, tuple[str, Any]]] = {
     "CustomerCard": {"Blocked": ("enum", "_blank_")},  # Customer.Blocked is an option: " ", Ship, Invoice, All
     "ItemCard": {"Blocked": ("bool", False)},
     "SalesOrderLines": {"Type": ("enum", "Item")},
+    "Contacts": {"Type": ("enum", "Company"), "LastDateTimeModified": ("datetime", "0001-01-01T00:00:00Z")},
 }
 # The values each option/enum field accepts (its AL members, " " written "_blank_" as BC's OData does); the
 # members are the captions the seed uses, e.g. "Non-Inventory", "Charge (Item)".
@@ -131,6 +132,7 @@ OPTION_VALUES: dict[str, tuple[str, ...]] = {
 SERVICE_OPTION_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "CustomerCard": {"Blocked": (_BLANK, "Ship", "Invoice", "All")},
     "SalesOrderLines": {"Type": _LINE_TYPES},
+    "Contacts": {"Type": ("Company", "Person")},  # Contact.Type
 }
 
 _LENGTH = re.compile(r"^(?:Code|Text)\[(\d+)\]$")
@@ -186,6 +188,8 @@ PAGE_SERVICES = {
     "SalesOrders": ("SalesOrder.tsv", 42, "Sales Header", ("Document_Type", "No"), ("Date_Filter",)),
     "SalesOrderLines": ("SalesOrderSubform.tsv", 46, "Sales Line", ("Document_Type", "Document_No", "Line_No"), ()),
     "CustomerPriceGroups": ("CustomerPriceGroups.tsv", 7, "Customer Price Group", ("Code",), ()),
+    "ShipToAddresses": ("ShipToAddress.tsv", 300, "Ship-to Address", ("Customer_No", "Code"), ()),
+    "Contacts": ("ContactCard.tsv", 5050, "Contact", ("No",), ()),
 }
 # Tenant extension fields: their AL types are unknown, so they are written as text, unchecked.
 CUSTOM_FIELDS = {"ItemCard": ("UPC_Code", "Product_Group_Code", "CatItemGroup", "Manufacturer_Code")}
