@@ -130,3 +130,18 @@ def test_a_from_ipaas_external_id_is_checked_against_the_business_central_entity
 def test_an_external_id_placeholder_the_catalog_does_not_extract_is_named(tmp_path):
     message = _refusal(tmp_path, VALID.replace('"{Code}"', '"{Cdoe}"'))
     assert message == "collection.yaml, line 6, external_id: 'Cdoe' is not a field extracted from Locations"
+
+
+def test_from_ipaas_reads_billing_and_shipping_address_fields_and_refuses_unknown_ones(tmp_path):
+    base = ("name: Dynamics Company Add/Update From iPaaS\ndirection: FROM_IPAAS\nsource: Company\n"
+            "target_model: customers\ntable: customer\nexternal_id: \"{No}\"\nfields:\n  Name: name\n")
+    collection = load_collection(_write(tmp_path, base + "  City: billing_address.city\n"))
+    assert collection.fields["City"].source == "billing_address.city"
+    assert "Company has no field 'billing_address.town'" in _refusal(tmp_path, base + "  City: billing_address.town\n")
+
+
+def test_children_filling_one_list_must_share_their_link_table(tmp_path):
+    text = open(COLLECTIONS_DIR / "company_to_ipaas.yaml", encoding="utf-8").read()
+    broken = text.replace("    table: Address\n    parent_key: No\n    child_key: Customer_No",
+                          "    table: Transaction Address\n    parent_key: No\n    child_key: Customer_No")
+    assert "must share one table" in _refusal(tmp_path, broken)

@@ -91,3 +91,18 @@ def test_only_released_orders_go_with_their_lines_and_totals():
     assert [ln["sequence_number"] for ln in order.payload["lines"]] == [10000, 30000]
     assert order.children["Transaction Line"] == ["101005|10000", "101005|30000"]
     assert (order.payload["subtotal"], order.payload["total_qty"]) == (12.5, 3.0)
+
+
+def test_an_ipaas_records_primary_addresses_become_billing_and_shipping_columns():
+    from bc_pipeline.mapping.addresses import address_columns
+
+    record = {"addresses": [
+        {"type": "Shipping", "city": "Seattle", "is_primary_shipping": False, "custom_fields": []},
+        {"type": "Billing", "city": "Québec", "is_primary_billing": False},
+        {"type": "Other", "city": "Tacoma", "is_primary_shipping": True},
+    ]}
+    columns = address_columns(record)
+    assert columns["billing_address.city"] == "Québec"  # no address flagged: the first of type Billing
+    assert columns["shipping_address.city"] == "Tacoma"  # the flagged one wins over the type
+    assert "shipping_address.custom_fields" not in columns
+    assert address_columns({"addresses": None}) == {}
