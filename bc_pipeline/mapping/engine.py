@@ -219,12 +219,13 @@ def _map_children(child: Child, frame: pd.DataFrame, links: LinkLookup) -> dict[
     if frame.empty:
         return {}
     frame = frame[filter_mask(child.filter, frame)]
-    payloads, _ = map_rules(child.fields, child.custom_fields, frame, links)
+    payloads, errors = map_rules(child.fields, child.custom_fields, frame, links)
     external_ids = _template(frame, child.external_id).tolist()
     parent_keys = _column(frame, child.child_key).map(_plain_text).tolist()
     grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for key, external_id, payload in zip(parent_keys, external_ids, payloads):
-        grouped.setdefault(key, []).append((external_id, payload))
+    for key, external_id, payload, error in zip(parent_keys, external_ids, payloads, errors):
+        if error is None:  # a child whose required reference is not linked yet goes on a later run, with its parent
+            grouped.setdefault(key, []).append((external_id, payload))
     return grouped
 
 

@@ -105,6 +105,23 @@ def test_the_initial_load_carries_addresses_relationships_contacts_and_payment_t
     assert billing["city"] == "Coeur d'Alene"
 
 
+def test_a_refused_company_lands_later_with_all_its_addresses(world, instance):
+    """A dead letter is mapped again from BC as it is now: the company with its card and ship-to addresses."""
+    ship_to = world.handle.records("ShipToAddresses")[0]
+    [company] = world.handle.records("CustomerCard", key=ship_to["Customer_No"])
+    world.ipaas("POST", "faults", json={"reject": {"model": "Company", "field": "name", "equals": company["Name"]}})
+    first = run_job("initial_load", instance=instance)
+    assert first.loads["company_to_ipaas"]["failed"] == 1
+    world.ipaas("DELETE", "faults")
+    outcome = run_job("sync_to_ipaas", instance=instance)
+    assert outcome.success, outcome.error
+    assert outcome.loads["company_to_ipaas"]["created"] == 1
+    record = next(c for c in world.ipaas_records("Company") if str(c["id"]) == _links(world, "customer")[company["No"]])
+    expected = [f"{company['No']}|billing"] + [f"{s['Customer_No']}|{s['Code']}" for s in world.handle.records(
+        "ShipToAddresses") if s["Customer_No"] == company["No"]]
+    assert [_links(world, "Address")[e] for e in expected] == [str(a["id"]) for a in record["addresses"]]
+
+
 def _ipaas_put(world, path, body):
     response = world.handle.session.put(f"{world.handle.base_url}/{path}", json=body, timeout=30,
                                         headers={"Authorization": f"Bearer {world.handle.config.ipaas_api_token}"})
