@@ -276,6 +276,44 @@ ITEM_CATEGORIES = Entity(
     description="Item categories with their parent (Item Category Card), which become iPaaS.com product categories.",
 )
 
+SHIP_TO_ADDRESSES = Entity(
+    name="ship_to_addresses",
+    service="ShipToAddresses",
+    object_type="Page",
+    object_id=300,
+    object_name="Ship-to Address",
+    keys=("Customer_No", "Code"),
+    fields=(
+        "Name", "Name_2", "Address", "Address_2", "City", "County", "Post_Code", "Country_Region_Code", "Phone_No",
+        "Contact", "E_Mail", "Shipping_Agent_Code", "Location_Code", "Last_Date_Modified",
+    ),
+    ipaas_model="Address",
+    ipaas_table="Address",
+    direction=Direction.TO_IPAAS,
+    # Read in full: they travel inside their customer's record, which a PUT replaces whole (no incremental read).
+    parents=("customers",),
+    description="Customers' ship-to addresses, which become addresses of iPaaS.com companies and customers.",
+)
+
+CONTACTS = Entity(
+    name="contacts",
+    service="Contacts",
+    object_type="Page",
+    object_id=5050,
+    object_name="Contact Card",
+    keys=("No",),
+    fields=(
+        "Name", "Type", "Company_No", "Company_Name", "Job_Title", "IntegrationCustomerNo", "Address", "Address_2",
+        "City", "County", "Post_Code", "Country_Region_Code", "Phone_No", "Mobile_Phone_No", "E_Mail",
+    ),
+    ipaas_model="Customer",
+    ipaas_table="customer",
+    direction=Direction.TO_IPAAS,
+    # Read in full: its change time (LastDateTimeModified) is computed by the page and cannot be filtered on.
+    parents=("customers",),
+    description="Contacts (Contact Card), whose people become iPaaS.com customers related to their company.",
+)
+
 ENTITIES: tuple[Entity, ...] = (
     CUSTOMER_PRICE_GROUPS,
     LOCATIONS,
@@ -288,6 +326,8 @@ ENTITIES: tuple[Entity, ...] = (
     POSTED_SALES_INVOICES,
     POSTED_SALES_INVOICE_LINES,
     ITEM_CATEGORIES,
+    SHIP_TO_ADDRESSES,
+    CONTACTS,
 )
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES}

@@ -22,7 +22,9 @@ def complete_documents(collection: MappingCollection, frame: pd.DataFrame, child
     read again by key: its header (if only a line changed) and every line (the payload replaces them all).
     A full or keyed (partial) read of the child already holds every line of the headers read.
     """
-    incremental = [c for c in collection.children if modes.get(c.source) == "incremental"]
+    # A child from the record's own row (a card's address) is never read again: it is the header itself.
+    incremental = [c for c in collection.children
+                   if c.source != collection.source and modes.get(c.source) == "incremental"]
     if not incremental:
         return frame, child_frames
     child_frames = dict(child_frames)

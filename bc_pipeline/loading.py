@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from bc_pipeline.clients.errors import PipelineError, ServiceError
 from bc_pipeline.clients.ipaas import NESTED_IN_PARENT, IpaasClient
 from bc_pipeline.find_before_create import create_once
-from bc_pipeline.mapping.collection import Collision, MappingCollection
+from bc_pipeline.mapping.collection import Child, Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
 from bc_pipeline.progress import Progress
 from bc_pipeline.state import leases
@@ -281,6 +281,9 @@ class Loader:
             current = self._current(internal_id, record.parent_id)
             if current is not None:
                 return {**self._update(record, internal_id, current, kind="updated"), "link": True}
+        if self.collection.update_only:
+            raise _NotLinkedYet(f"{self.collection.name} only updates: {self.table} {record.external_id!r} is not in "
+                                f"iPaaS.com yet (the collection that creates it goes first; this record is retried)")
         matched = self._find_match(record)
         if matched is not None:
             collision = self.collection.collision
@@ -404,7 +407,7 @@ class Loader:
         """The payload for a create: each child identified by a field carries its link in the documented
         `external_ids` shape (iPaaS.com may make it; nothing relies on it, see identified_by)."""
         payload = dict(record.payload)
-        for child in self.collection.children:
+        for child in _distinct(self.collection.children):
             if child.identified_by is None or not child.table:
                 continue
             external_ids = record.children.get(child.table, [])
@@ -416,10 +419,13 @@ class Loader:
 
     def _with_child_ids(self, record: MappedRecord, current: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """Children sent with the ids they already have, so an update keeps them (and their links): by the
-        links known here, else, for children identified by a field, by that field in the current record."""
+        links known here or carried by the current record's children, else, for children identified by a
+        field, by that field in the current record."""
         payload = dict(record.payload)
-        for child in self.collection.children:
-            known = self._child_links.get(child.table or "", {})
+        for child in _distinct(self.collection.children):
+            # The record's own children, by the links they carry, win: known even when this state was lost.
+            known = {**self._child_links.get(child.table or "", {}),
+                     **self._linked_children((current or {}).get(child.name))}
             present = _ids_by_identity(child.identified_by, (current or {}).get(child.name))
             external_ids = record.children.get(child.table or "", [])
             items = payload.get(child.name) or []
@@ -433,11 +439,16 @@ class Loader:
             payload[child.name] = sent + items[len(external_ids):]
         return payload
 
+    def _linked_children(self, children: Any) -> dict[str, str]:
+        return {str(e["external_id"]): str(c["id"]) for c in children or [] if isinstance(c, dict) and c.get("id")
+                for e in c.get("external_ids") or []
+                if isinstance(e, dict) and str(e.get("system_id")) == str(self.client.system_id)}
+
     def _link_children(self, record: MappedRecord, answer: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
         """Children (e.g. transaction lines) come back with their ids: link each one here, and in iPaaS.com
         only those not identified by a field of theirs (nor linked by the create already)."""
         result: dict[str, list[tuple[str, str]]] = {}
-        for child in self.collection.children:
+        for child in _distinct(self.collection.children):
             if not child.table:
                 continue
             returned = [c for c in answer.get(child.name) or [] if isinstance(c, dict) and c.get("id")]
@@ -512,5 +523,14 @@ def _merge_custom_fields(current: Any, ours: Any) -> Any:
     return kept + list(mine.values())
 
 
+def _distinct(children: list[Child]) -> list[Child]:
+    """One child per list: children that fill one list (card and ship-to addresses) are linked together."""
+    return list({(c.name, c.table): c for c in children}.values())
+
+
 class _Collision(PipelineError):
+    pass
+
+
+class _NotLinkedYet(PipelineError):
     pass

@@ -88,6 +88,9 @@ def dead_letter_records(
     frame = pd.DataFrame(read_where(bc, collection.source, field, [p[field] for p in parsed]))
     child_frames = {}
     for child in collection.children:
+        if child.source == collection.source:  # the record's own fields (a card's address): already read
+            child_frames[child.source] = frame
+            continue
         parents = frame[child.parent_key].astype(str).tolist() if child.parent_key in frame.columns else []
         child_frames[child.source] = pd.DataFrame(read_where(bc, child.source, child.child_key, parents) if parents else [])
     records = [r for r in apply_collection(collection, frame, links, child_frames) if r.external_id in wanted]

@@ -143,6 +143,9 @@ def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[li
     from bc_pipeline.defs.to_ipaas import COLLECTIONS, load_key, transform_key
 
     entities = {find_entity(name).name for name in select}
+    # An entity read only as children (customers' ship-to addresses) comes with the entities it belongs to.
+    main_sources = {c.source for c in COLLECTIONS.values()}
+    entities |= {e.name for e in ENTITIES if e.name not in main_sources and e.parents and set(e.parents) <= entities}
     keys = [extract_asset_key(find_entity(name)) for name in entities]
     if job_name != "extract_business_central":
         for c in COLLECTIONS.values():

@@ -338,8 +338,13 @@ class SubscriptionSettings(BaseSettings):
         from bc_pipeline.mapping.registry import to_ipaas_collections
 
         # A line changes without its header: a document read by its header's changes alone would miss those.
+        # Not asked of a record's own fields (a card's address), nor of the children of an entity read by change
+        # anyway (customers' ship-to addresses and contacts, read in full every run): the setting only renames
+        # the parent's change field there, and such a child's change alone already waits for its parent's.
         for collection in to_ipaas_collections().values():
             for child in collection.children:
+                if child.source == collection.source or BY_NAME[collection.source].modified_at:
+                    continue
                 if collection.source in value and child.source not in value:
                     raise ValueError(f"{collection.source} is read with its {child.source} ({collection.name}): "
                                      f"give {child.source}=<field> too, e.g. {child.source}=SystemModifiedAt")

@@ -18,6 +18,7 @@ from bc_pipeline.clients import odata
 from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.find_before_create import create_once
+from bc_pipeline.mapping.addresses import address_columns
 from bc_pipeline.mapping.collection import Child, MappingCollection
 from bc_pipeline.mapping.engine import filter_mask, map_rules
 from bc_pipeline.progress import Progress
@@ -66,6 +67,7 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     for custom in record.get("custom_fields") or []:
         if isinstance(custom, dict) and custom.get("custom_field_name"):
             row[f"custom_fields.{custom['custom_field_name']}"] = custom.get("value")
+    row.update(address_columns(record))  # billing_address.city, shipping_address.postal_code, …
     return row
 
 

@@ -49,6 +49,7 @@ TABLE_DOMAINS: dict[str, str] = {
     "transaction line": "transactions",
     "transaction address": "transactions",
     "transaction tracking": "transactions",
+    "transaction payment": "transactions",
 }
 SAFE_EXTERNAL_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 

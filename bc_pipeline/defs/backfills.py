@@ -6,7 +6,7 @@ import warnings
 import dagster as dg
 from pydantic import Field
 
-from bc_pipeline.catalog import ENTITIES, Entity
+from bc_pipeline.catalog import BY_NAME, ENTITIES, Entity
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.transport import TrafficCounter
 from bc_pipeline.defs.extract import entity_as_read
@@ -38,7 +38,10 @@ def date_range_filter(entity: Entity, window: dg.TimeWindow) -> str:
 
 
 def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
-    collections = [c for c in to_ipaas_collections().values() if c.source == entity.name and not c.children]
+    # Those that only update (relationships) after those that create.
+    collections = sorted((c for c in to_ipaas_collections().values() if c.source == entity.name),
+                         key=lambda c: c.update_only)
+    children = [BY_NAME[s] for s in dict.fromkeys(s for c in collections for s in c.source_entities) if s != entity.name]
 
     @dg.asset(
         key=dg.AssetKey(["resync", entity.name]),
@@ -59,6 +62,8 @@ def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
         try:
             result, _ = extract(bc, entity_as_read(bc, entity), staging, engine, context.run.run_id,
                                 extra_filter=query, partial=True)
+            for child in children:  # ship-to addresses, contacts: read whole (they travel inside their parents)
+                extract(bc, entity_as_read(bc, child), staging, engine, context.run.run_id, partial=True)
         finally:
             bc.close()
         counts: dict[str, int] = {"rows": result.rows, "bc_requests": result.requests}

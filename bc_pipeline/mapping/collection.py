@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bc_pipeline.catalog import BY_NAME, Entity
 from bc_pipeline.ipaas_models import MODEL_FIELDS, REQUIRED_FIELDS
 from bc_pipeline.mapping.add_defaults import ADD_DEFAULTS, check_add_defaults
+from bc_pipeline.mapping.addresses import ADDRESS_ROLES
 
 COLLECTIONS_DIR = Path(__file__).parent / "collections"
 COLLECTIONS_DIR_VARIABLE = "BC_PIPELINE_COLLECTIONS_DIR"
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # dots: FROM iPaaS `{billing_address.city}`
 # A BC field the catalog does not know is a tenant (extension) field: read because a collection names it, and
 # checked against the service's $metadata when Business Central is reached (extraction, writing, doctor).
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -226,6 +227,8 @@ class MappingCollection(_Strict):
     # (e.g. `id` and a customer's No) is linked to it instead of creating another.
     link_when_key_equals: Optional[str] = None
     after: list[str] = Field(default_factory=list)  # collections (by name) to load first, beyond references
+    # TO_IPAAS only: update records another collection created and linked (never create); an unlinked one waits.
+    update_only: bool = False
     source_file: Optional[str] = Field(None, exclude=True)
 
     @property
@@ -282,6 +285,13 @@ def _suggested_external_id(template: str, entity: Entity) -> str:
     return "|".join(f"{{{p}}}" for p in parts)
 
 
+def _is_address_field(model: str, source: str) -> bool:
+    """`billing_address.city`, `shipping_address.postal_code`: a field of the record's primary address of that role."""
+    role, _, name = source.partition(".")
+    address_model = "Transaction Address" if model == "Transaction" else "Address"
+    return role in ADDRESS_ROLES and "addresses" in MODEL_FIELDS[model] and name in MODEL_FIELDS[address_model]
+
+
 def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
     """FROM iPaaS: sources are iPaaS.com fields (or `custom_fields.<name>`), targets are the BC page's fields."""
     problems: list[tuple[tuple, str]] = []
@@ -297,7 +307,8 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
                 problems.append((where + (bc_field,), f"{bc_field!r} is not a field name of {target.service} "
                                                       "(letters, digits and _, as OData names fields)"))
             for f in rule.source_fields():
-                if f not in MODEL_FIELDS[model] and f not in ("id", "tracking_guid") and not f.startswith("custom_fields."):
+                if f not in MODEL_FIELDS[model] and f not in ("id", "tracking_guid") and not f.startswith("custom_fields.") \
+                        and not _is_address_field(model, f):
                     problems.append((where + (bc_field,), f"{model} has no field {f!r}"))
 
     check(c.fields, c.source, entity, ("fields",))
@@ -363,12 +374,16 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
     problems += _check_external_id(c.external_id, entity, ("external_id",), f"extracted from {entity.service}")
     for i, rule in enumerate(c.filter):
         readable(rule.field, entity, ("filter", i, "field"))
-    for required in REQUIRED_FIELDS.get(c.target_model, ()):
+    for required in () if c.update_only else REQUIRED_FIELDS.get(c.target_model, ()):
         if required not in c.fields:
             problems.append((("fields",), f"{c.target_model} requires {required!r}; map it"))
     if c.match_on and c.match_on not in c.fields:
         problems.append((("match_on",), f"match_on {c.match_on!r} must be one of the mapped fields"))
+    tables_of: dict[str, Optional[str]] = {}
     for i, child in enumerate(c.children):
+        if tables_of.setdefault(child.name, child.table) != child.table:
+            problems.append((("children", i, "table"), f"children filling {child.name!r} must share one table "
+                                                        f"({tables_of[child.name]!r}), so each keeps its link"))
         child_entity = BY_NAME.get(child.source)
         if child_entity is None:
             problems.append((("children", i, "source"), f"unknown source entity {child.source!r}"))

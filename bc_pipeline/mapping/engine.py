@@ -224,12 +224,13 @@ def _map_children(child: Child, frame: pd.DataFrame, links: LinkLookup) -> dict[
     if frame.empty:
         return {}
     frame = frame[filter_mask(child.filter, frame)]
-    payloads, _ = map_rules(child.fields, child.custom_fields, frame, links)
+    payloads, errors = map_rules(child.fields, child.custom_fields, frame, links)
     external_ids = _template(frame, child.external_id).tolist()
     parent_keys = _column(frame, child.child_key).map(_plain_text).tolist()
     grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for key, external_id, payload in zip(parent_keys, external_ids, payloads):
-        grouped.setdefault(key, []).append((external_id, payload))
+    for key, external_id, payload, error in zip(parent_keys, external_ids, payloads, errors):
+        if error is None:  # a child whose required reference is not linked yet goes on a later run, with its parent
+            grouped.setdefault(key, []).append((external_id, payload))
     return grouped
 
 
@@ -289,9 +290,10 @@ def apply_collection(
         parent_keys = _column(frame, child.parent_key).map(_plain_text).tolist()
         for record, key in zip(records, parent_keys):
             items = grouped.get(key, [])
-            record.payload[child.name] = [payload for _, payload in items]
+            # Several children may fill one list (a company's card address and its ship-to addresses).
+            record.payload.setdefault(child.name, []).extend(payload for _, payload in items)
             if child.table:
-                record.children[child.table] = [external_id for external_id, _ in items]
+                record.children.setdefault(child.table, []).extend(external_id for external_id, _ in items)
     for target, path in collection.sums_from_children.items():
         child_name, _, child_field = path.partition(".")
         for record in records:

@@ -38,6 +38,8 @@ ALL_SERVICES = (
     "GenBusinessPostingGroups",
     "CustomerPostingGroups",
     "TaxAreas",
+    "ShipToAddresses",
+    "Contacts",
 )
 
 ITEMS_BY_LOCATION_COLUMNS = (

@@ -50,8 +50,8 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     # category_id on Company is assumed (the BC mapping sets a company's category from its price group)
     Model("Company", "customers", "customer",
           ("name", "department", "description", "email_address", "phone_number", "fax_number", "url",
-           "account_number", "tax_id_number", "parent_company_id", "category_id") + _DATES,
-          required=("name",), indexed=("name", "email_address", "account_number"),
+           "account_number", "tax_id_number", "parent_company_id", "category_id", "relationships") + _DATES,
+          required=("name",), lists=("relationships",), indexed=("name", "email_address", "account_number"),
           refs={"parent_company_id": ("Company",), "category_id": ("Customer Category",)}, sequence="customer"),
     Model("Customer Category", "customers", "customer category", ("name", "description") + _DATES,
           required=("name",), unique=(("name", True),), indexed=("name",)),
@@ -231,8 +231,28 @@ class Store(LinkIndex):
             if twins:  # assumed: one inventory record per product and location
                 raise ApiError(400, f"product {rec['parent_id']} already has inventory at location "
                                     f"{rec['location_id']} (id {twins[0]})", "location_id")
+        if m.name == "Company":
+            rec["relationships"] = self._relationships(rec["relationships"], own_id)
         rec["custom_fields"] = check_custom_fields(body.get("custom_fields"), "")
         return rec
+
+    def _relationships(self, items: Any, own_id: Optional[int]) -> list:
+        """ASSUMED shape: a company's people, `[{"customer_id", "type"}]`, each an existing Customer, once."""
+        if not isinstance(items, list):
+            raise ApiError(400, "relationships must be a list", "relationships")
+        out, seen = [], set()
+        for n, item in enumerate(items):
+            where = f"relationships[{n}].customer_id"
+            if not isinstance(item, dict) or item.get("customer_id") is None:
+                raise ApiError(400, f"{where} is required", where)
+            cid = as_id(item["customer_id"], where)
+            if cid not in self.records["Customer"]:
+                raise ApiError(400, f"{where} {cid} does not exist (Customer)", where)
+            if cid in seen:
+                raise ApiError(400, f"{where} {cid} is related to this company twice", where)
+            seen.add(cid)
+            out.append({"customer_id": cid, "type": item.get("type")})
+        return out
 
     def _nested(self, key: str, items: Any, previous: list) -> list:
         kind, fields = NESTED[key]

@@ -91,6 +91,7 @@ OVERRIDES: dict[str, dict[str, tuple[str, Any]]] = {
     "ItemCard": {"Blocked": ("bool", False)},
     "SalesOrderLines": {"Type": ("enum", "Item")},
     "PostedSalesInvoiceLines": {"Type": ("enum", "Item")},
+    "Contacts": {"Type": ("enum", "Company"), "LastDateTimeModified": ("datetime", "0001-01-01T00:00:00Z")},
 }
 # The values each option/enum field accepts (its AL members, " " written "_blank_" as BC's OData does); the
 # members are the captions the seed uses, e.g. "Non-Inventory", "Charge (Item)".
@@ -135,6 +136,7 @@ SERVICE_OPTION_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "CustomerCard": {"Blocked": (_BLANK, "Ship", "Invoice", "All")},
     "SalesOrderLines": {"Type": _LINE_TYPES},
     "PostedSalesInvoiceLines": {"Type": _LINE_TYPES},
+    "Contacts": {"Type": ("Company", "Person")},  # Contact.Type
 }
 
 _LENGTH = re.compile(r"^(?:Code|Text)\[(\d+)\]$")
@@ -200,6 +202,8 @@ PAGE_SERVICES = {
     "PostedSalesInvoiceLines": ("PostedSalesInvoiceSubform.tsv", 133, "Sales Invoice Line", ("Document_No", "Line_No"),
                                 ()),
     "ItemCategoryCard": ("ItemCategoryCard.tsv", 5733, "Item Category", ("Code",), ()),
+    "ShipToAddresses": ("ShipToAddress.tsv", 300, "Ship-to Address", ("Customer_No", "Code"), ()),
+    "Contacts": ("ContactCard.tsv", 5050, "Contact", ("No",), ()),
 }
 # Posted documents: BC refuses inserts and changes through their pages (InsertAllowed = false, Editable = false).
 READ_ONLY_SERVICES = {"PostedSalesInvoices", "PostedSalesInvoiceLines"}

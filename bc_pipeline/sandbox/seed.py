@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any, Optional
 
 from .schema import Service, code_upper
+from .seed_customer_children import customer_children
 
 # Counts at scale 1. "benchmark" is ~190,000 rows: 23k customers, 40k items, 15k orders, ~52k lines,
 # ~60k inventory rows. Locations, shipping agents and price groups do not scale. ledger_rows_*: the rows
@@ -545,6 +546,8 @@ def generate(services: dict[str, Service], *, seed: int = 42, scale: float = 1.0
     generate_posted_invoices(services, out, seed=seed)
     generate_item_categories(services, out)
     generate_setup_tables(services, out)
+    if "ShipToAddresses" in services and "Contacts" in services:
+        out.update(customer_children(services, out["CustomerCard"], seed=seed, today=today))
     return out
 
 

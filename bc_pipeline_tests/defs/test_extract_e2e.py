@@ -58,6 +58,7 @@ def test_a_failure_is_reported_in_the_guides_words(world, instance):
 
 
 def test_a_page_extensions_systemmodifiedat_drives_incremental_reads(tmp_path, monkeypatch, instance):
+    from bc_pipeline.mapping.registry import consumers_of
     from bc_pipeline.sandbox.launcher import SandboxConfig, start_sandbox
     from bc_pipeline.settings import load_settings
     from bc_pipeline.state import watermarks
@@ -72,7 +73,7 @@ def test_a_page_extensions_systemmodifiedat_drives_incremental_reads(tmp_path, m
         assert first.success, first.error
         assert first.extracts["customers"]["rows"] == len(sandbox.records("CustomerCard"))
         engine = engine_for(load_settings().state_database_url)
-        for consumer in ("company_to_ipaas", "customer_to_ipaas"):  # as their loads do once delivered
+        for consumer in consumers_of("customers"):  # as their loads do once delivered
             newest = watermarks.commit_for_consumer(engine, "customers", consumer, first.run_id)
         assert "T" in newest  # a timestamp, not a date
         customer = sandbox.records("CustomerCard")[0]["No"]

@@ -31,7 +31,7 @@ def test_the_initial_load_puts_every_bc_record_into_ipaas_linked_by_external_id(
     bc = world.handle
 
     customers = bc.records("CustomerCard")
-    links = _links(world, "customer")
+    links = {k: v for k, v in _links(world, "customer").items() if not k.endswith("|contact")}  # contacts: own test
     assert set(links) == {c["No"] for c in customers}
     companies = {str(c["id"]): c for c in world.ipaas_records("Company")}
     people = {str(c["id"]): c for c in world.ipaas_records("Customer")}

@@ -38,7 +38,8 @@ def test_the_shipped_collections_load_and_are_named_as_ipaas_names_them():
     assert "Dynamics Sales Order Add/Update to iPaaS" in names
     assert "Dynamics Sales Invoice Add/Update to iPaaS" in names
     assert "Dynamics Product Category Add/Update to iPaaS" in names
-    assert len([n for n in names if n.endswith("to iPaaS")]) >= 12
+    assert {"Dynamics Contact Add/Update to iPaaS", "Dynamics Company Relationship Add/Update to iPaaS"} <= names
+    assert len([n for n in names if n.endswith("to iPaaS")]) >= 14
 
 
 def test_no_stays_a_string_not_a_yaml_boolean(tmp_path):
@@ -193,3 +194,18 @@ def test_an_add_default_set_twice_and_add_defaults_on_a_to_ipaas_collection_are_
     assert "Tax_Area_Code is set by add_defaults.tax_area_code: set it in one place" in _refusal(tmp_path, twice)
     to_ipaas = VALID + "add_defaults: {payment_terms_code: 30 DAYS}\n"
     assert "add_defaults is for FROM_IPAAS collections" in _refusal(tmp_path, to_ipaas)
+
+
+def test_from_ipaas_reads_billing_and_shipping_address_fields_and_refuses_unknown_ones(tmp_path):
+    base = ("name: Dynamics Company Add/Update From iPaaS\ndirection: FROM_IPAAS\nsource: Company\n"
+            "target_model: customers\ntable: customer\nexternal_id: \"{No}\"\nfields:\n  Name: name\n")
+    collection = load_collection(_write(tmp_path, base + "  City: billing_address.city\n"))
+    assert collection.fields["City"].source == "billing_address.city"
+    assert "Company has no field 'billing_address.town'" in _refusal(tmp_path, base + "  City: billing_address.town\n")
+
+
+def test_children_filling_one_list_must_share_their_link_table(tmp_path):
+    text = open(COLLECTIONS_DIR / "company_to_ipaas.yaml", encoding="utf-8").read()
+    broken = text.replace("    table: Address\n    parent_key: No\n    child_key: Customer_No",
+                          "    table: Transaction Address\n    parent_key: No\n    child_key: Customer_No")
+    assert "must share one table" in _refusal(tmp_path, broken)

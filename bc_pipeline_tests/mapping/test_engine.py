@@ -116,3 +116,18 @@ def test_inventory_at_an_unlinked_location_waits_with_its_error_and_the_location
     assert record.error == "LocationCode \"O'HARE\" is not linked in iPaaS.com table 'location' yet (sync it first)"
     assert record.missing_references == [{"field": "location_id", "table": "location", "key": "O'HARE",
                                           "error": record.error}]
+
+
+def test_an_ipaas_records_primary_addresses_become_billing_and_shipping_columns():
+    from bc_pipeline.mapping.addresses import address_columns
+
+    record = {"addresses": [
+        {"type": "Shipping", "city": "Seattle", "is_primary_shipping": False, "custom_fields": []},
+        {"type": "Billing", "city": "Québec", "is_primary_billing": False},
+        {"type": "Other", "city": "Tacoma", "is_primary_shipping": True},
+    ]}
+    columns = address_columns(record)
+    assert columns["billing_address.city"] == "Québec"  # no address flagged: the first of type Billing
+    assert columns["shipping_address.city"] == "Tacoma"  # the flagged one wins over the type
+    assert "shipping_address.custom_fields" not in columns
+    assert address_columns({"addresses": None}) == {}

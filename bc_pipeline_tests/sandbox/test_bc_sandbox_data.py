@@ -284,3 +284,22 @@ def test_item_categories_form_a_tree_holding_every_items_category(data):
     assert grandchildren
     used = {i["Item_Category_Code"] for i in as_dicts("ItemCard", data["ItemCard"])} - {""}
     assert used and used <= set(categories)
+
+
+def test_customers_have_ship_to_addresses_contacts_and_parent_companies(data):
+    customers = {c["No"]: c for c in as_dicts("CustomerCard", data["CustomerCard"])}
+    companies = {no for no, c in customers.items() if c["Partner_Type"] != "Person"}
+    ship_tos = as_dicts("ShipToAddresses", data["ShipToAddresses"])
+    assert ship_tos and {s["Customer_No"] for s in ship_tos} <= set(customers)
+    assert len({(s["Customer_No"], s["Code"]) for s in ship_tos}) == len(ship_tos)
+    assert all(s["Code"] == code_upper(s["Code"]) and len(s["Code"]) <= 10 for s in ship_tos)
+    assert any("'" in s["Code"] for s in ship_tos) and any(not s["Name"].isascii() for s in ship_tos)
+    contacts = as_dicts("Contacts", data["Contacts"])
+    company_contacts = {c["No"]: c for c in contacts if c["Type"] == "Company"}
+    assert {c["IntegrationCustomerNo"] for c in company_contacts.values()} == companies
+    people = [c for c in contacts if c["Type"] == "Person"]
+    assert people and all(company_contacts[p["Company_No"]]["IntegrationCustomerNo"] == p["IntegrationCustomerNo"]
+                          for p in people)
+    assert len({p["E_Mail"] for p in people}) == len(people)
+    children = [c for c in customers.values() if c["Bill_to_Customer_No"] and c["No"] in companies]
+    assert len(children) >= 2 and all(c["Bill_to_Customer_No"] in companies for c in children)

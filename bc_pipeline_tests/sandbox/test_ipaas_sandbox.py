@@ -197,6 +197,25 @@ def test_customer_addresses_and_company_share_the_customer_table(api):
     assert r.json()["external_ids"][0]["external_id"] == "C10000"
 
 
+def test_a_companys_relationships_name_existing_customers_once_and_its_parent_is_a_company(api):
+    parent = post(api, "/customers/v2/Customer/Company", {"name": "O'Brien Holding"})
+    person = post(api, "/customers/v2/Customer", {"first_name": "Zoë", "email_address": "zoe@x.com"})
+    company = post(api, "/customers/v2/Customer/Company", {
+        "name": "Müller GmbH", "parent_company_id": parent["id"],
+        "relationships": [{"customer_id": person["id"], "type": "Contact"}]})
+    assert company["relationships"] == [{"customer_id": person["id"], "type": "Contact"}]
+    body = {"name": "Müller GmbH", "relationships": [{"customer_id": parent["id"]}]}
+    assert_error(api.put(f"/customers/v2/Customer/Company/{company['id']}", json=body, headers=AUTH), 400,
+                 "relationships[0].customer_id", "does not exist (Customer)")
+    twice = {"name": "Müller GmbH", "relationships": [{"customer_id": person["id"]}] * 2}
+    assert_error(api.put(f"/customers/v2/Customer/Company/{company['id']}", json=twice, headers=AUTH), 400,
+                 "relationships[1].customer_id", "twice")
+    assert_error(api.post("/customers/v2/Customer/Company", json={"name": "X", "parent_company_id": person["id"]},
+                          headers=AUTH), 400, "parent_company_id")
+    r = api.put(f"/customers/v2/Customer/Company/{company['id']}", json={"name": "Müller GmbH"}, headers=AUTH)
+    assert r.json()["relationships"] == [] and r.json()["parent_company_id"] is None  # a PUT replaces them
+
+
 def test_transactions_with_nested_children_and_tracking(api):
     customer = post(api, "/customers/v2/Customer", {"email_address": "buyer@example.com"})
     order = post(api, "/transactions/v2/Transaction", {
