@@ -134,6 +134,15 @@ def refused_credentials() -> list[str]:
     return []
 
 
+def selected_entities(select: Sequence[str]) -> set[str]:
+    """The entities named, and those read only as their children (customers' ship-to addresses) with them."""
+    from bc_pipeline.defs.to_ipaas import COLLECTIONS
+
+    entities = {find_entity(name).name for name in select}
+    main_sources = {c.source for c in COLLECTIONS.values()}
+    return entities | {e.name for e in ENTITIES if e.name not in main_sources and e.parents and set(e.parents) <= entities}
+
+
 def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[list[dg.AssetKey]]:
     """The selected entities' extracts, and the collections all of whose sources are selected."""
     if not select:
@@ -142,10 +151,7 @@ def selection_for(job_name: str, select: Optional[Sequence[str]]) -> Optional[li
     from bc_pipeline.defs.run_report import report_key
     from bc_pipeline.defs.to_ipaas import COLLECTIONS, load_key, transform_key
 
-    entities = {find_entity(name).name for name in select}
-    # An entity read only as children (customers' ship-to addresses) comes with the entities it belongs to.
-    main_sources = {c.source for c in COLLECTIONS.values()}
-    entities |= {e.name for e in ENTITIES if e.name not in main_sources and e.parents and set(e.parents) <= entities}
+    entities = selected_entities(select)
     keys = [extract_asset_key(find_entity(name)) for name in entities]
     if job_name != "extract_business_central":
         for c in COLLECTIONS.values():

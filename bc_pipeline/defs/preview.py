@@ -113,7 +113,9 @@ preview_assets = [preview_to_ipaas, preview_from_ipaas_asset, preview_summary]
 
 def selection(select: Optional[Sequence[str]]) -> list[dg.AssetKey]:
     """What `bc-pipeline run --dry-run` previews: the collections `bc-pipeline run` would load, and the table."""
-    entities = {find_entity(name).name for name in select} if select else None
+    from bc_pipeline.runner import selected_entities
+
+    entities = selected_entities(select) if select else None
     return [preview_key(c) for c in COLLECTIONS.values()
             if entities is None or set(c.source_entities) <= entities] + [SUMMARY_KEY]
 
