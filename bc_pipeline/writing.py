@@ -89,7 +89,8 @@ class BcWriter:
         self._records: dict[str, Optional[dict[str, Any]]] = {}  # iPaaS records read ahead, until written
         self._matches: dict[str, list[str]] = {}  # match value (casefolded) → BC keys, read for many at once
         self._key_codes: dict[str, list[str]] = {}  # link_when_key_equals code (casefolded) → BC keys, read at once
-        self._created_now: dict[str, str] = {}  # iPaaS id → BC key of a header just created in a $batch
+        self._created_now: dict[str, str] = {}
+        self._link_errors: dict[str, Exception] = {}  # iPaaS id → why its link failed after its $batch create  # iPaaS id → BC key of a header just created in a $batch
 
     def _links(self, table: str) -> dict[str, str]:
         """iPaaS id → BC key, from the cached links (references point the other way on the way back)."""
@@ -248,6 +249,10 @@ class BcWriter:
             outcome.lines_updated += updated
             if (created or updated) and outcome.kind == "unchanged":
                 outcome.kind = "updated"
+        link_error = self._link_errors.pop(ipaas_id, None)
+        if link_error is not None:  # as a create on its own would: a dead letter, and the run exits 3
+            raise WriteFailed(f"created in Business Central as {bc_key}, but its link could not be saved: "
+                              f"{getattr(link_error, 'message', link_error)}", details={"ipaas": record})
         return outcome, digest
 
     def _linked_key(self, table: str, ipaas_id: str) -> Optional[str]:
@@ -364,10 +369,8 @@ class BcWriter:
                     self._matches[_match_key(values[c.match_on])] = [bc_key]
                     try:
                         self._remember_created(ipaas_id, bc_key, values)
-                    except Exception as exc:  # noqa: BLE001 - linked here or not, its own write goes on from BC
-                        log.warning("%s: %s was created in Business Central as %s but not linked yet (%s)", c.name,
-                                    ipaas_id, bc_key, exc)
-                        continue
+                    except Exception as exc:  # noqa: BLE001 - its lines still go; the record then fails (_one)
+                        self._link_errors[ipaas_id] = exc
                     self._created_now[ipaas_id] = bc_key
                 elif status >= 500 or status in (408, 429):  # it may have been written: read before writing again
                     self._matches.pop(_match_key(values[c.match_on]), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
@@ -183,16 +183,9 @@ class StagingArea:
     def require_extract(self, entity: str, run_id: str | Sequence[str]) -> StagedExtract:
         """The complete extract of `entity` made by this run (or, for a re-execution, by the run it re-executes),
         or an error naming what is missing and where."""
-        runs = [run_id] if isinstance(run_id, str) else list(run_id)
-        for run in runs:
-            staged = self.extract(entity, run)
-            if staged.complete:
-                return staged
-        raise MissingExtract(
-            f"no complete extract of {entity} for run {_runs(runs)} at {self.extract(entity, runs[0]).location}: a "
-            f"transform reads only its own run's extract, so run bc/{entity} in the same run (another run's data is "
-            f"never used){_AGAIN if len(runs) > 1 else ''}"
-        )
+        return self._first_complete(self.extract, entity, run_id, lambda runs, where: (
+            f"no complete extract of {entity} for run {runs} at {where}: a transform reads only its own run's "
+            f"extract, so run bc/{entity} in the same run (another run's data is never used)"))
 
     def payload_writer(self, slug: str, run_id: str) -> StagingWriter:
         return StagingWriter(self, f"{self.payloads_dir(slug)}/{run_id}")
@@ -202,16 +195,18 @@ class StagingArea:
 
     def require_payloads(self, slug: str, run_id: str | Sequence[str]) -> StagedExtract:
         """The complete payloads of `slug` mapped by this run (or by the run it re-executes), or an error."""
+        return self._first_complete(self.payloads, slug, run_id, lambda runs, where: (
+            f"no payloads of {slug} for run {runs} at {where}: a load reads only its own run's payloads, so run "
+            f"mapped/{slug} (and its extracts) in the same run"))
+
+    def _first_complete(self, staged_for: Callable[[str, str], StagedExtract], name: str,
+                        run_id: str | Sequence[str], missing: Callable[[str, str], str]) -> StagedExtract:
         runs = [run_id] if isinstance(run_id, str) else list(run_id)
         for run in runs:
-            staged = self.payloads(slug, run)
+            staged = staged_for(name, run)
             if staged.complete:
                 return staged
-        raise MissingExtract(
-            f"no payloads of {slug} for run {_runs(runs)} at {self.payloads(slug, runs[0]).location}: a load reads "
-            f"only its own run's payloads, so run mapped/{slug} (and its extracts) in the same run"
-            f"{_AGAIN if len(runs) > 1 else ''}"
-        )
+        raise MissingExtract(missing(_runs(runs), staged_for(name, runs[0]).location) + (_AGAIN if len(runs) > 1 else ""))
 
     def runs(self, entity: str) -> list[str]:
         """Run ids with a complete extract of `entity` (inspection only: steps read their own run's)."""
