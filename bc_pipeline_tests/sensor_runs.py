@@ -15,7 +15,10 @@ def tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
         result = sensor.evaluate_tick(context)
     for request in result.run_requests:
         job = defs.resolve_job_def(request.job_name)
-        run = job.execute_in_process(instance=instance, run_config=request.run_config,
+        dg.validate_run_config(job, request.run_config)  # as the daemon's run will take it, executor included
+        # execute_in_process is in process already: it takes no executor config (the daemon's runs do).
+        config = {k: v for k, v in request.run_config.items() if k != "execution"}
+        run = job.execute_in_process(instance=instance, run_config=config,
                                      asset_selection=list(request.asset_selection), tags=request.tags,
                                      raise_on_error=False)
         assert run.success

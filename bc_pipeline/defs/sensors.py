@@ -1,6 +1,7 @@
 """The sync-request sensor: pending inbox requests become runs, one per mapping collection and batch."""
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 
@@ -29,19 +30,38 @@ def _selection(batch) -> list[dg.AssetKey]:
     return [extract_asset_key(BY_NAME[s]) for s in c.source_entities] + [transform_key(c), load_key(c), report_key("ipaas")]
 
 
+def _fits(ops: dict, more: dict) -> bool:
+    """Whether a batch's ops can join a run's: an op both configure reads the same way (only its keys differ)."""
+    def without_keys(value: dict) -> dict:
+        return {k: v for k, v in value["config"].items() if k != "keys"}
+
+    return all(without_keys(ops[op]) == without_keys(value) for op, value in more.items() if op in ops)
+
+
 def _one_run_per_read(batches: list) -> list[list]:
     """Targeted TO-iPaaS batches reading the same entity share one run: one read of the changed keys, one run
-    process (a BC customer's change feeds the company and the customer collection). Each keeps its own inbox batch;
-    their loads still take each collection's lease."""
-    groups: dict[tuple, list] = {}
+    process (a BC customer's change feeds the company and the customer collection, with their ship-to addresses).
+    Each keeps its own inbox batch; their loads still take each collection's lease. A batch whose reads differ (a
+    child read by another key field, a second batch of the same collection) gets a run of its own."""
+    groups: list[tuple[Any, dict, list]] = []
     for batch in batches:
         c = batch.collection
-        shared = c.direction is Direction.TO_IPAAS and not batch.polls and not c.children
-        groups.setdefault(("read", c.source) if shared else ("own", batch.key), []).append(batch)
-    return list(groups.values())
+        ops = run_config_for(batch)["ops"]
+        shared = c.direction is Direction.TO_IPAAS and not batch.polls and not batch.initializes
+        group = next((g for g in groups if shared and g[0] == c.source and _fits(g[1], ops)), None)
+        if group is None:
+            groups.append((c.source if shared else None, dict(ops), [batch]))
+        else:
+            group[1].update(ops)
+            group[2].append(batch)
+    return [batches for _, _, batches in groups]
 
 
-def _merged_config(group: list) -> dict:
+def _targeted(group: list) -> bool:
+    return all(not b.polls and not b.initializes for b in group)
+
+
+def _merged_config(group: list, executor: Any = None) -> dict:
     ops: dict = {}
     for batch in group:
         for op, value in run_config_for(batch)["ops"].items():
@@ -50,7 +70,17 @@ def _merged_config(group: list) -> dict:
                 ops[op] = {"config": {**ops[op]["config"], "keys": list(dict.fromkeys(keys))}}
             else:
                 ops[op] = value
-    return {"ops": ops}
+    config: dict = {"ops": ops}
+    if _targeted(group) and executor is not None and executor.name == dg.multi_or_in_process_executor.name:
+        # A handful of records: a process per step would cost more than the run's own work (seconds each).
+        config["execution"] = {"config": {"in_process": {}}}
+    return config
+
+
+def _executor(context: dg.SensorEvaluationContext, job_name: str) -> Any:
+    """The executor the code location gives the job (Dagster's default lets a run choose in_process)."""
+    repository = context.repository_def
+    return repository.get_job(job_name).executor_def if repository is not None else None
 
 
 @dg.sensor(
@@ -74,7 +104,7 @@ def sync_requests_sensor(context: dg.SensorEvaluationContext, subscription: Subs
             run_key="+".join(keys),
             job_name=job.name,
             asset_selection=list(dict.fromkeys(k for b in group for k in _selection(b))),
-            run_config=_merged_config(group),
+            run_config=_merged_config(group, _executor(context, job.name)),
             tags={"bc_pipeline/inbox_batch": ",".join(keys), COLLECTION_TAG: " + ".join(b.collection.name for b in group),
                   "bc_pipeline/requests": str(sum(len(b.requests) for b in group))},
         )

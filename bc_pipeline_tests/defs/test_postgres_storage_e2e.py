@@ -63,7 +63,8 @@ def test_a_job_a_sensor_tick_and_a_backfill_on_postgres_storage(world, pg_instan
     with dg.build_sensor_context(instance=instance, resources={"subscription": defs.resources["subscription"]},
                                  definitions=defs) as context:
         [request] = defs.resolve_sensor_def("sync_requests").evaluate_tick(context).run_requests
-    assert "execution" not in request.run_config  # the code location's executor, not a pinned one
+    # A few records: Dagster's default executor runs them in the run's process (no process per step).
+    assert request.run_config.pop("execution") == {"config": {"in_process": {}}}
     run = defs.resolve_job_def(request.job_name).execute_in_process(
         instance=instance, run_config=request.run_config, asset_selection=list(request.asset_selection),
         tags=request.tags, raise_on_error=False)
