@@ -220,6 +220,8 @@ INVENTORY_BY_LOCATION = Entity(
 
 POSTED_SALES_INVOICES = Entity(
     name="posted_sales_invoices",
+    api_entity="salesInvoices",
+    api_key_field="number",
     service="PostedSalesInvoices",
     object_type="Page",
     object_id=132,
@@ -264,6 +266,8 @@ POSTED_SALES_INVOICE_LINES = Entity(
 
 ITEM_CATEGORIES = Entity(
     name="item_categories",
+    api_entity="itemCategories",
+    api_key_field="code",
     service="ItemCategoryCard",
     object_type="Page",
     object_id=5733,
@@ -297,6 +301,8 @@ SHIP_TO_ADDRESSES = Entity(
 
 CONTACTS = Entity(
     name="contacts",
+    api_entity="contacts",
+    api_key_field="number",
     service="Contacts",
     object_type="Page",
     object_id=5050,

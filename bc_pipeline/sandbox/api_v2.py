@@ -60,6 +60,18 @@ ENTITIES: dict[str, ApiEntity] = {e.name: e for e in (
         ("code", "Code"), ("displayName", "Name"), ("addressLine1", "Address"), ("city", "City"),
         ("country", "Country_Region_Code"), ("postalCode", "Post_Code"), ("phoneNumber", "Phone_No"),
         ("email", "E_Mail"))),
+    ApiEntity("itemCategories", "ItemCategoryCard", "code", (
+        ("code", "Code"), ("displayName", "Description"), ("parentCategory", "Parent_Category"))),
+    # API v2.0's salesInvoices holds draft and posted invoices; the sandbox has posted ones (page 132) only.
+    ApiEntity("salesInvoices", "PostedSalesInvoices", "number", (
+        ("number", "No"), ("externalDocumentNumber", "External_Document_No"), ("invoiceDate", "Document_Date"),
+        ("postingDate", "Posting_Date"), ("dueDate", "Due_Date"), ("orderNumber", "Order_No"),
+        ("customerNumber", "Sell_to_Customer_No"), ("customerName", "Sell_to_Customer_Name"),
+        ("currencyCode", "Currency_Code"))),
+    ApiEntity("contacts", "Contacts", "number", (
+        ("number", "No"), ("type", "Type"), ("displayName", "Name"), ("companyNumber", "Company_No"),
+        ("companyName", "Company_Name"), ("jobTitle", "Job_Title"), ("email", "E_Mail"),
+        ("phoneNumber", "Phone_No"), ("mobilePhoneNumber", "Mobile_Phone_No"))),
 )}
 BY_SERVICE = {e.service: e for e in ENTITIES.values()}
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")

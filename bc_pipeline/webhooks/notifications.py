@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import unicodedata
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from bc_pipeline.catalog import BY_API_ENTITY
 from bc_pipeline.mapping.collection import COLLECTIONS_DIR, load_collections, user_collections_dir
 from bc_pipeline.state.inbox import MAX_ID_LENGTH, NewRequest
 
@@ -19,13 +21,12 @@ MAX_NOTIFICATIONS = 3000  # iPaaS.com Manual Sync: up to 3,000 ids per request
 MAX_RESOURCE_LENGTH = 2048
 _REPORTED_PROBLEMS = 50
 
-# The FROM-iPaaS collections the integration guide names. Their YAML files are being added; until a file
-# exists, the name is still a valid target so webhooks and Manual Sync can queue for it. This is the one
-# place to change: once every file is in mapping/collections/, this tuple can be emptied.
 # A scope's model (`<model>/<action>`) → its default collections: (TO iPaaS, FROM iPaaS). A notification
 # with `external_id` (a BC key) goes to the first, one with `id` (an iPaaS.com id) to the second.
 SCOPE_COLLECTIONS: dict[str, tuple[Optional[str], Optional[str]]] = {
     "company": ("Dynamics Company Add/Update to iPaaS", "Dynamics Company Add/Update From iPaaS"),
+    "company/relationship": ("Dynamics Company Relationship Add/Update to iPaaS", None),
+    "contact": ("Dynamics Contact Add/Update to iPaaS", None),
     "customer": ("Dynamics Customer Add/Update to iPaaS", "Dynamics Customer Add/Update From iPaaS"),
     "customer/category": ("Dynamics Customer Category Add/Update to iPaaS", None),
     "product": ("Dynamics Product Add/Update to iPaaS", "Dynamics Product Add/Update From iPaaS"),
@@ -33,20 +34,13 @@ SCOPE_COLLECTIONS: dict[str, tuple[Optional[str], Optional[str]]] = {
     "product/category": ("Dynamics Product Category Add/Update to iPaaS", None),
     "transaction": ("Dynamics Sales Order Add/Update to iPaaS", "Dynamics Sales Order Add/Update From iPaaS"),
     "transaction/tracking": ("Dynamics Transaction Tracking Add/Update to iPaaS", None),
+    "invoice": ("Dynamics Sales Invoice Add/Update to iPaaS", None),
+    "invoice/tracking": ("Dynamics Sales Invoice Tracking Add/Update to iPaaS", None),
     "location": ("Dynamics Location Add/Update to iPaaS", None),
     "shipping method": ("Dynamics Shipping Method Add/Update to iPaaS", None),
     "shippingmethod": ("Dynamics Shipping Method Add/Update to iPaaS", None),
 }
 
-# Business Central API entity (the resource's last segment, lower-cased) → the scope models it feeds.
-# BC customers are both companies and persons; each collection's filter keeps its own type.
-BC_ENTITY_SCOPES: dict[str, tuple[str, ...]] = {
-    "customers": ("customer", "company"),
-    "items": ("product",),
-    "salesorders": ("transaction",),
-    "locations": ("location",),
-    "itemcategories": ("product/category",),
-}
 BC_CHANGE_TYPES = ("created", "updated", "deleted", "collection")
 _BC_RESOURCE = re.compile(r"companies\(([^()/]*)\)/([A-Za-z][A-Za-z0-9]*)(?:\(([^()/]*)\))?/?$")
 
@@ -101,6 +95,8 @@ class KnownCollections:
     """The collections requests may target: name → direction ("TO_IPAAS" or "FROM_IPAAS")."""
 
     directions: Mapping[str, str]
+    # TO-iPaaS collections: name → (the catalog entity it reads, its iPaaS.com model)
+    readers: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
     def resolve(self, name: str) -> Optional[str]:
         """The exact collection name for a name given in any case, or its slug (`customer_to_ipaas`)."""
@@ -112,6 +108,15 @@ class KnownCollections:
                 return known
         return None
 
+    def reading(self, entity: str) -> list[str]:
+        """The TO-iPaaS collections whose records come from a catalog entity (a BC customer: companies,
+        customers, company relationships)."""
+        return [name for name, (source, _) in self.readers.items() if source == entity]
+
+    def scope_model(self, collection: str) -> str:
+        """The scope model of a collection's requests: its default model ("customer"), else its iPaaS.com model."""
+        return scope_model_for(collection) or self.readers.get(collection, ("", collection))[1].lower()
+
     def describe(self) -> str:
         return "; ".join(sorted(self.directions))
 
@@ -119,7 +124,9 @@ class KnownCollections:
 @functools.lru_cache(maxsize=8)
 def _known(directory: str, overrides: str = "") -> KnownCollections:
     loaded = load_collections(Path(directory), Path(overrides) if overrides else None)
-    return KnownCollections({name: c.direction.value for name, c in loaded.items()})
+    return KnownCollections({name: c.direction.value for name, c in loaded.items()},
+                            {name: (c.source, c.target_model) for name, c in loaded.items()
+                             if c.direction.value == "TO_IPAAS"})
 
 
 def known_collections(directory: Optional[Path] = None) -> KnownCollections:
@@ -337,18 +344,16 @@ def bc_requests(items: list[dict[str, Any]], known: KnownCollections) -> tuple[l
         if change != "collection" and record_id is None:
             problems.append(Problem(index, "resource", f"names no record, which changeType {change!r} needs"))
             continue
-        models = BC_ENTITY_SCOPES.get(entity)
-        if models is None:
+        source = BY_API_ENTITY.get(entity)
+        collections = known.reading(source.name) if source is not None else []
+        if not collections:
             ignored.append(Problem(index, "resource", f"no collection reads {match.group(2)!r}; not recorded"))
             continue
         action = "poll" if change == "collection" else change
-        for model in models:
-            collection = SCOPE_COLLECTIONS[model][0]
-            if collection is None or collection not in known.directions:
-                continue
+        for collection in collections:
             requests.append(NewRequest(
                 source="bc_webhook", system=SYSTEM, collection=collection, direction="TO_IPAAS",
-                scope=f"{model}/{action}", action=action,
+                scope=f"{known.scope_model(collection)}/{action}", action=action,
                 external_id=None if change == "collection" else record_id, resource=resource,
             ))
     if problems:
@@ -357,7 +362,7 @@ def bc_requests(items: list[dict[str, Any]], known: KnownCollections) -> tuple[l
 
 
 __all__ = [
-    "ACTIONS", "BC_ENTITY_SCOPES", "KnownCollections", "MAX_NOTIFICATIONS", "NotificationError",
+    "ACTIONS", "KnownCollections", "MAX_NOTIFICATIONS", "NotificationError",
     "Problem", "SCOPE_COLLECTIONS", "SYSTEM", "bc_notifications", "bc_requests",
     "check_id", "ipaas_requests", "known_collections", "parse_scope", "scope_model_for", "to_request", "to_requests",
 ]

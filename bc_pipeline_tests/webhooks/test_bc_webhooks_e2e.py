@@ -66,7 +66,8 @@ def test_subscriptions_are_created_renewed_before_expiry_recreated_after_it_and_
     settings = load_settings()
     assert set(_states(api).values()) == {"missing"}
     created = subs.ensure(api, settings)
-    assert {s.entity.name for s in created} == {"customers", "items", "sales_orders", "locations"}
+    assert {s.entity.name for s in created} == {"customers", "items", "sales_orders", "locations", "item_categories",
+                                                "posted_sales_invoices", "contacts"}
     assert {s.action for s in created} == {"created"}
     assert set(_states(api).values()) == {"active"}
     assert subs.ensure(api, settings) and all(s.action == "" for s in subs.ensure(api, settings))  # nothing to do
@@ -129,15 +130,15 @@ def test_a_record_deleted_before_its_notification_was_read_ends_visibly(world, a
     customer = world.handle.records("CustomerCard")[0]
     world.handle.edit_record("CustomerCard", customer["No"], {"Name": "About to go"})
     world.handle.edit_record("CustomerCard", customer["No"], delete=True)
-    rows = _wait_for_requests(4)  # updated + deleted, each for the customer and the company collection
-    assert len(rows) == 4
+    rows = _wait_for_requests(6)  # updated + deleted, each for the customer, company and relationship collections
+    assert len(rows) == 6
     assert _tick(instance) == []  # nothing to run, nothing crashed
     rows = inbox.status(_engine(), source="bc_webhook", limit=None)
     assert {r.status for r in rows} == {"failed"}
     updated = [r for r in rows if r.action == "updated"]
     assert all("deleted in Business Central before it could be read" in r.error for r in updated)
     deleted = [r for r in rows if r.action == "deleted"]
-    assert len(deleted) == 2 and all("not synced by this integration" in r.error for r in deleted)
+    assert len(deleted) == 3 and all("not synced by this integration" in r.error for r in deleted)
 
 
 def test_a_customer_edited_in_bc_reaches_ipaas_through_its_notification(world, api, instance):
@@ -195,9 +196,25 @@ def test_a_released_order_edited_in_bc_reaches_ipaas_with_its_lines_through_its_
     subs.ensure(api, load_settings())
     order = next(o for o in world.handle.records("SalesOrders") if o["Status"] == "Released")
     world.handle.edit_record("SalesOrders", ["Order", order["No"]], {"Sell_to_E_Mail": "Buyer@Example.com"})
-    [row] = _wait_for_requests(1)
-    assert (row.collection, row.external_id) == ("Dynamics Sales Order Add/Update to iPaaS", order["No"])
-    assert len(_tick(instance)) == 1
+    # The entities the guide's schedule once read in full: an item category, a person's contact card, and a posted
+    # invoice updated (BC's "Update Document"), each through its API v2.0 notification.
+    category = world.handle.records("ItemCategoryCard")[0]
+    world.handle.edit_record("ItemCategoryCard", category["Code"], {"Description": "Renamed category"})
+    contact = next(c for c in world.handle.records("Contacts") if c["Type"] == "Person" and c["E_Mail"])
+    world.handle.edit_record("Contacts", contact["No"], {"E_Mail": "Moved@Example.com"})
+    invoice = world.handle.records("PostedSalesInvoices")[0]
+    world.handle.edit_record("PostedSalesInvoices", invoice["No"], {"SellToEmail": "Payer@Example.com"})
+    rows = _wait_for_requests(5)
+    assert {(r.collection, r.external_id) for r in rows} >= {
+        ("Dynamics Sales Order Add/Update to iPaaS", order["No"]),
+        ("Dynamics Product Category Add/Update to iPaaS", category["Code"]),
+        ("Dynamics Sales Invoice Add/Update to iPaaS", invoice["No"])}
+    assert [r.external_id for r in rows if r.collection.startswith("Dynamics Contact")] == [contact["No"]]
+    assert len(_tick(instance)) >= 4
     [transaction] = [t for t in world.ipaas_records("Transaction") if t["transaction_number"] == order["No"]]
     assert transaction["email_address"] == "buyer@example.com"
-    assert inbox.status(_engine(), source="bc_webhook", limit=None)[0].status == "done"
+    [billed] = [t for t in world.ipaas_records("Transaction") if t["transaction_number"] == invoice["No"]]
+    assert billed["email_address"] == "payer@example.com"
+    assert "Renamed category" in [c["description"] for c in world.ipaas_records("Product Category")]
+    assert "moved@example.com" in [c["email_address"] for c in world.ipaas_records("Customer")]
+    assert {r.status for r in inbox.status(_engine(), source="bc_webhook", limit=None)} == {"done"}
