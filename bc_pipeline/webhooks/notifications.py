@@ -109,8 +109,8 @@ class KnownCollections:
         return None
 
     def reading(self, entity: str) -> list[str]:
-        """The TO-iPaaS collections whose records come from a catalog entity (a BC customer: companies,
-        customers, company relationships)."""
+        """The TO-iPaaS collections whose records come from a catalog entity (a BC customer: companies and
+        customers; an order: orders and their tracking)."""
         return [name for name, (source, _) in self.readers.items() if source == entity]
 
     def scope_model(self, collection: str) -> str:
@@ -125,8 +125,10 @@ class KnownCollections:
 def _known(directory: str, overrides: str = "") -> KnownCollections:
     loaded = load_collections(Path(directory), Path(overrides) if overrides else None)
     return KnownCollections({name: c.direction.value for name, c in loaded.items()},
+                            # update_only collections (company relationships) complete records others create:
+                            # they travel by the schedule, not one notification at a time.
                             {name: (c.source, c.target_model) for name, c in loaded.items()
-                             if c.direction.value == "TO_IPAAS"})
+                             if c.direction.value == "TO_IPAAS" and not c.update_only})
 
 
 def known_collections(directory: Optional[Path] = None) -> KnownCollections:

@@ -130,15 +130,15 @@ def test_a_record_deleted_before_its_notification_was_read_ends_visibly(world, a
     customer = world.handle.records("CustomerCard")[0]
     world.handle.edit_record("CustomerCard", customer["No"], {"Name": "About to go"})
     world.handle.edit_record("CustomerCard", customer["No"], delete=True)
-    rows = _wait_for_requests(6)  # updated + deleted, each for the customer, company and relationship collections
-    assert len(rows) == 6
+    rows = _wait_for_requests(4)  # updated + deleted, each for the customer and the company collection
+    assert len(rows) == 4
     assert _tick(instance) == []  # nothing to run, nothing crashed
     rows = inbox.status(_engine(), source="bc_webhook", limit=None)
     assert {r.status for r in rows} == {"failed"}
     updated = [r for r in rows if r.action == "updated"]
     assert all("deleted in Business Central before it could be read" in r.error for r in updated)
     deleted = [r for r in rows if r.action == "deleted"]
-    assert len(deleted) == 3 and all("not synced by this integration" in r.error for r in deleted)
+    assert len(deleted) == 2 and all("not synced by this integration" in r.error for r in deleted)
 
 
 def test_a_customer_edited_in_bc_reaches_ipaas_through_its_notification(world, api, instance):
@@ -204,7 +204,8 @@ def test_a_released_order_edited_in_bc_reaches_ipaas_with_its_lines_through_its_
     world.handle.edit_record("Contacts", contact["No"], {"E_Mail": "Moved@Example.com"})
     invoice = world.handle.records("PostedSalesInvoices")[0]
     world.handle.edit_record("PostedSalesInvoices", invoice["No"], {"SellToEmail": "Payer@Example.com"})
-    rows = _wait_for_requests(5)
+    rows = _wait_for_requests(6, timeout=30)  # the order and its tracking, the invoice and its tracking, 2 more
+    assert len(rows) == 6
     assert {(r.collection, r.external_id) for r in rows} >= {
         ("Dynamics Sales Order Add/Update to iPaaS", order["No"]),
         ("Dynamics Product Category Add/Update to iPaaS", category["Code"]),

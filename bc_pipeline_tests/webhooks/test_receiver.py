@@ -349,12 +349,10 @@ def test_valid_bc_notifications_are_recorded_for_the_collections_reading_the_ent
     ]})
     assert response.status_code == 202
     answer = response.json()
-    assert answer["accepted"] == 6 and [i["index"] for i in answer["ignored"]] == [3]
+    assert answer["accepted"] == 5 and [i["index"] for i in answer["ignored"]] == [3]
     got = sorted((r.collection, r.scope, r.action, r.external_id, r.source, r.direction) for r in rows(engine))
     assert got == [
         ("Dynamics Company Add/Update to iPaaS", "company/updated", "updated", "C10000", "bc_webhook", "TO_IPAAS"),
-        ("Dynamics Company Relationship Add/Update to iPaaS", "company/relationship/updated", "updated", "C10000",
-         "bc_webhook", "TO_IPAAS"),
         ("Dynamics Customer Add/Update to iPaaS", "customer/updated", "updated", "C10000", "bc_webhook", "TO_IPAAS"),
         ("Dynamics Product Add/Update to iPaaS", "product/poll", "poll", None, "bc_webhook", "TO_IPAAS"),
         ("Dynamics Sales Order Add/Update to iPaaS", "transaction/deleted", "deleted",
@@ -365,7 +363,7 @@ def test_valid_bc_notifications_are_recorded_for_the_collections_reading_the_ent
     assert all(r.resource and r.resource.startswith(COMPANY) for r in rows(engine))
     # BC sends the same change again (a retry): nothing new.
     assert client.post("/webhooks/bc", json={"value": [bc()]}).status_code == 202
-    assert len(rows(engine)) == 6
+    assert len(rows(engine)) == 5
 
 
 def test_a_collection_notification_names_the_entity_set_with_a_filter_and_becomes_a_poll(client, engine):
@@ -381,7 +379,7 @@ def test_a_record_deleted_before_it_was_read_ends_failed_saying_so(client, engin
     answer = client.post("/webhooks/bc", json={"value": [bc(resource=f"{COMPANY}/customers({GONE_GUID})")]})
     assert answer.status_code == 202
     got = rows(engine)
-    assert {r.status for r in got} == {"failed"} and len(got) == 3  # the customer, company, relationship collections
+    assert {r.status for r in got} == {"failed"} and len(got) == 2  # the customer and the company collection
     assert all(GONE_GUID in r.error and "deleted in Business Central before it could be read" in r.error for r in got)
 
 
@@ -398,8 +396,7 @@ def test_when_business_central_cannot_answer_the_notification_is_refused_with_50
 def test_without_a_resolver_a_change_polls_its_entity(tmp_path, engine):
     client = TestClient(build_receiver(_settings(tmp_path), engine))
     assert client.post("/webhooks/bc", json={"value": [bc(), bc()]}).status_code == 202
-    assert sorted((r.scope, r.external_id) for r in rows(engine)) == [
-        ("company/poll", None), ("company/relationship/poll", None), ("customer/poll", None)]
+    assert sorted((r.scope, r.external_id) for r in rows(engine)) == [("company/poll", None), ("customer/poll", None)]
 
 
 def test_the_bc_client_state_can_be_its_own_secret(tmp_path, engine):
