@@ -7,14 +7,14 @@ import os
 import dagster as dg
 
 from bc_pipeline.defs.backfills import resync_assets
-from bc_pipeline.defs.extract import extract_assets, extract_checks
+from bc_pipeline.defs.extract import extract_assets
 from bc_pipeline.defs.from_ipaas import from_ipaas_report, sync_from_ipaas, write_assets
 from bc_pipeline.defs.jobs import jobs
 from bc_pipeline.defs.preview import preview_assets, preview_job
 from bc_pipeline.defs.resources import ipaas_resource, subscription_resource
 from bc_pipeline.defs.schedules import schedules
 from bc_pipeline.defs.sensors import sync_requests_sensor
-from bc_pipeline.defs.to_ipaas import load_assets, load_checks, to_ipaas_report, transform_assets
+from bc_pipeline.defs.to_ipaas import load_assets, to_ipaas_report, transform_assets
 from bc_pipeline.defs.webhook_subscriptions import bc_webhook_subscriptions_job, bc_webhook_subscriptions_schedule
 
 EXECUTOR_VARIABLE = "BC_PIPELINE_EXECUTOR"
@@ -72,7 +72,6 @@ def build_definitions(executor: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*extract_assets, *transform_assets, *load_assets, to_ipaas_report, *write_assets, from_ipaas_report,
                 *resync_assets, *preview_assets],
-        asset_checks=[*extract_checks, *load_checks],
         jobs=[*jobs, sync_from_ipaas, preview_job, bc_webhook_subscriptions_job],
         schedules=[*schedules, bc_webhook_subscriptions_schedule],
         sensors=[sync_requests_sensor],

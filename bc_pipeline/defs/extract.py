@@ -1,7 +1,7 @@
 """Extraction assets: one per published Business Central web service, generated from the catalog."""
 
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -40,23 +40,30 @@ def extract_asset_key(entity: Entity) -> dg.AssetKey:
 
 
 def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=extract_asset_key(entity),
-        group_name=GROUP,
-        kinds={"businesscentral"},
-        description=f"{entity.description} Extracted from the published web service `{entity.service}` "
-        f"({entity.object_type} {entity.object_id} {entity.object_name}).",
-        metadata={
-            "service": entity.service,
-            "object": f"{entity.object_type} {entity.object_id} {entity.object_name}",
-            "keys": ", ".join(entity.keys),
-            "modified_at": entity.modified_at or "(none: always a full read)",
-            "ipaas_model": entity.ipaas_model or "",
-        },
-        tags={"entity": entity.name},
+    # A multi_asset of one: its check runs inside the extraction step (no step of its own), and a run may still
+    # leave the check out (can_subset).
+    @dg.multi_asset(
+        name=f"bc__{entity.name}",
+        specs=[dg.AssetSpec(
+            key=extract_asset_key(entity),
+            group_name=GROUP,
+            kinds={"businesscentral"},
+            description=f"{entity.description} Extracted from the published web service `{entity.service}` "
+            f"({entity.object_type} {entity.object_id} {entity.object_name}).",
+            metadata={
+                "service": entity.service,
+                "object": f"{entity.object_type} {entity.object_id} {entity.object_name}",
+                "keys": ", ".join(entity.keys),
+                "modified_at": entity.modified_at or "(none: always a full read)",
+                "ipaas_model": entity.ipaas_model or "",
+            },
+            tags={"entity": entity.name},
+        )],
         pool=BC_POOL,
+        check_specs=unique_keys_check_specs(entity),
+        can_subset=True,
     )
-    def _extract(context: dg.AssetExecutionContext, config: ExtractConfig, subscription: SubscriptionResource) -> dg.MaterializeResult:
+    def _extract(context: dg.AssetExecutionContext, config: ExtractConfig, subscription: SubscriptionResource) -> Iterator[dg.MaterializeResult]:
         counter = TrafficCounter()
         client = subscription.business_central(counter)
         try:
@@ -82,7 +89,8 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
             f"{entity.service}: {result.rows} rows in {result.pages} pages, {result.requests} requests, "
             f"{result.seconds:.1f}s ({result.mode})"
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            check_results=selected(context, [unique_keys_result(result)] if entity.object_type == "Page" else []),
             metadata={
                 "service": dg.MetadataValue.text(entity.service),
                 "rows": dg.MetadataValue.int(result.rows),
@@ -107,46 +115,29 @@ def build_extract_asset(entity: Entity) -> dg.AssetsDefinition:
     return _extract
 
 
-def materialization_to_check(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> Optional[tuple[dict, str]]:
-    """(metadata, run id) of this run's materialization of `key`; a check run on its own checks the latest one."""
-    records = context.instance.get_records_for_run(
-        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
-    ).records
-    for record in reversed(records):
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is not None and materialization.asset_key == key:
-            return {k: v.value for k, v in materialization.metadata.items()}, context.run.run_id
-    selection = context.run.asset_selection
-    if selection is None or key in selection:
-        return None  # the run was to materialize it and did not: nothing of this run to check
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}, event.run_id
+def selected(context: dg.AssetExecutionContext, results: list[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
+    """The check results the run asked for (a run may leave an asset's checks out)."""
+    keys = context.selected_asset_check_keys
+    return [r for r in results if dg.AssetCheckKey(context.asset_key, r.check_name) in keys]
 
 
-def build_unique_keys_check(entity: Entity) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=extract_asset_key(entity),
-        name="keys_are_unique",
-        description=f"Every extracted {entity.service} record has its key ({', '.join(entity.keys)}) and no key appears twice.",
+def unique_keys_check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
+    # A query (Items by Location) has no key in BC: duplicates there are legitimate rows, so no check.
+    if entity.object_type != "Page":
+        return []
+    return [dg.AssetCheckSpec(
+        "keys_are_unique", asset=extract_asset_key(entity),
+        description=f"Every extracted {entity.service} record has its key ({', '.join(entity.keys)}) and no key "
+        "appears twice (evaluated by the extraction step itself).")]
+
+
+def unique_keys_result(result) -> dg.AssetCheckResult:
+    duplicates = ", ".join(result.duplicate_keys)
+    return dg.AssetCheckResult(
+        check_name="keys_are_unique",
+        passed=not duplicates and not result.records_without_key,
+        metadata={"rows": result.rows, "records_without_key": result.records_without_key, "duplicate_keys": duplicates},
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        found = materialization_to_check(context, extract_asset_key(entity))
-        if found is None:
-            return dg.AssetCheckResult(passed=False, metadata={"problem": "not extracted yet"})
-        meta, run_id = found
-        duplicates = str(meta.get("duplicate_keys") or "")
-        missing = int(meta.get("records_without_key") or 0)
-        return dg.AssetCheckResult(
-            passed=not duplicates and not missing,
-            metadata={"rows": int(meta.get("rows") or 0), "records_without_key": missing, "duplicate_keys": duplicates,
-                      "run_id": run_id},
-        )
-
-    return _check
 
 
 extract_assets = [build_extract_asset(e) for e in ENTITIES]
-# A query (Items by Location) has no key in BC: duplicates there are legitimate rows, so no check.
-extract_checks = [build_unique_keys_check(e) for e in ENTITIES if e.object_type == "Page"]
