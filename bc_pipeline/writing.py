@@ -542,7 +542,8 @@ class BcWriter:
                               lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A new order's lines in one `$batch` per 100, each batch one transaction (Isolation: snapshot): every
         line of it is written, or none. The lines written come back marked `_created`; after an unclear answer
-        (lost, 5xx, 429 once sent) the others are left to the line-by-line path, which reads each key first."""
+        (lost, 5xx, 429 once sent), or a line answered 5xx or 429 (a passing fault: the batch was rolled back), the
+        others are left to the line-by-line path, which reads each key first and retries."""
         done: list[dict[str, Any]] = []
         for start in range(0, len(lines), MAX_BATCH_OPERATIONS):
             chunk = lines[start : start + MAX_BATCH_OPERATIONS]
@@ -561,12 +562,19 @@ class BcWriter:
             failed = [(line, a) for line, a in zip(chunk, answers) if not 200 <= int(a.get("status") or 0) < 300]
             if failed:
                 line, answer = next(((ln, a) for ln, a in failed if int(a.get("status") or 0) != 424), failed[0])
+                status = int(answer.get("status") or 0)
+                if status >= 500 or status in (408, 429):
+                    log.info("%s: order %s's line %s was answered %s inside its batch, so none of lines %s-%s were "
+                             "written; writing each on its own", self.collection.name, parent_key, line["Line_No"],
+                             status, chunk[0]["Line_No"], chunk[-1]["Line_No"])
+                    done.extend(chunk)  # not marked: each is read, then written if missing
+                    continue
                 error = ((answer.get("body") or {}).get("error") or {}) if isinstance(answer.get("body"), dict) else {}
                 raise WriteFailed(
                     f"order {parent_key} is in Business Central but line {line['Line_No']} ({line.get('No')}) was "
                     f"refused: {error.get('message') or answer.get('status')}; none of its lines were written (the next "
                     f"run adds them, without a second order)",
-                    status=int(answer.get("status") or 0) or None, code=error.get("code"),
+                    status=status or None, code=error.get("code"),
                     details={"ipaas": record})
             done.extend({**line, "_created": True} for line in chunk)
         return done

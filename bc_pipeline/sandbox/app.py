@@ -7,8 +7,10 @@
 
 The HTTP layer for BC does, in order: fault switches (drop / status), bearer token (401), tenant and
 environment (401 / 404), BC permission (403), the client's rate window and concurrency slots (429),
-then delays, the handler and the answer (or a lost answer) - all inside the client's slot. Entra ID and
-iPaaS.com get the same fault switches around their handlers. Every request is logged.
+then delays, the handler and the answer (or a lost answer) - all inside the client's slot. A $batch
+meets the switches again once its body is read: a drop on one of its operations drops it unprocessed,
+a status answers that operation alone (batch.py). Entra ID and iPaaS.com get the same fault switches
+around their handlers. Every request is logged.
 """
 
 from __future__ import annotations
@@ -241,13 +243,18 @@ class SandboxApp:
                 elif rest.rstrip("/") == "$batch":
                     if method != "POST":
                         raise BCError(405, "BadRequest_MethodNotAllowed", "$batch takes POST only.")
+                    operations = operations_of(req)
+                    dropped = state.faults.take_inner_drop("bc", operations)
+                    if dropped is not None:  # before any operation runs: nothing in the batch is processed
+                        state.counters["fault_answers"] += 1
+                        return await self._bc_instead(dropped, scope, send, correlation_id, status_box)
                     answer = run_batch(state, req, correlation_id)
                 else:
                     answer = handle(state, req)
                 lost = self._lost_answer("bc", service, path, method, answer.status)
                 if lost is None and service == "$batch":
-                    for inner_service, inner_method in operations_of(req):
-                        lost = self._lost_answer("bc", inner_service, path, inner_method, answer.status)
+                    for inner_service, inner_method, inner_path in operations:
+                        lost = self._lost_answer("bc", inner_service, inner_path, inner_method, answer.status)
                         if lost is not None:
                             break
                 if lost is not None:

@@ -9,6 +9,7 @@ import orjson
 
 from . import odata
 from .bc_errors import Answer, BCError
+from .fault_answers import bc_error_for
 from .business_central import ODataRequest, handle, parse_route, service_name_of
 from .state import SandboxState
 
@@ -45,9 +46,9 @@ def run_batch(state: SandboxState, req: ODataRequest, correlation_id: str) -> An
     return Answer(200, orjson.dumps({"responses": responses}), {"OData-Version": "4.0"})
 
 
-def operations_of(req: ODataRequest) -> list[tuple[str, str]]:
-    """(service, method) of each operation a $batch holds, for faults: a rule on a service's answer takes the
-    answer of a batch that holds an operation on it (the batch's one answer is what gets lost)."""
+def operations_of(req: ODataRequest) -> list[tuple[str, str, str]]:
+    """(service, method, path from the host) of each operation a $batch holds, for faults: a drop rule on an
+    operation drops the whole batch, a lost_answer rule takes the batch's one answer (the batch was processed)."""
     try:
         payload = orjson.loads(req.body or b"{}")
         found = []
@@ -55,9 +56,9 @@ def operations_of(req: ODataRequest) -> list[tuple[str, str]]:
             path, query = _relative(str(item["url"]), req.service_root)
             service = service_name_of(path, query)
             if service:
-                found.append((service, str(item.get("method") or "").upper()))
+                found.append((service, str(item.get("method") or "").upper(), _from_host(req, path)))
         return found
-    except Exception:  # noqa: BLE001 - a malformed batch was answered as such; no fault to match
+    except Exception:  # noqa: BLE001 - a malformed batch is answered as such when it runs; no fault to match
         return []
 
 
@@ -115,6 +116,10 @@ def _one(state: SandboxState, outer: ODataRequest, item: Any, journal: Optional[
         service = service_name_of(path, query)
         if service:
             state.count_service(service, inner.method)
+        fault = state.faults.take_status("bc", service, _from_host(outer, path), inner.method)
+        if fault is not None:  # answered in the operation's stead, not processed
+            state.counters["fault_answers"] += 1
+            return bc_error_for(fault.status, fault.retry_after).answer(correlation_id)
         return handle(state, inner)
     except BCError as exc:
         return exc.answer(correlation_id)
@@ -132,6 +137,11 @@ def _relative(url: str, root: str) -> tuple[str, str]:
         url = url[len(root_path):] if url.startswith(root_path) else url.lstrip("/")
     path, _, query = url.partition("?")
     return path, query
+
+
+def _from_host(outer: ODataRequest, path: str) -> str:
+    """An operation's path as a request of its own would have it (what a fault's path_prefix is matched on)."""
+    return urlsplit(outer.service_root).path + path
 
 
 def _with_company(path: str, query: str, company: Optional[str]) -> str:

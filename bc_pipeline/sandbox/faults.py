@@ -2,9 +2,12 @@
 
 A rule (``{"kind": ..., "count": N, ...}``) fires on the next N matching requests (count -1: until cleared):
   status         answer HTTP ``status`` (429, 500, 502, 503, 504...) with the service's error body (BC's, Entra
-                 ID's or iPaaS.com's); ``retry_after`` seconds adds a Retry-After header (``null``: none)
+                 ID's or iPaaS.com's); ``retry_after`` seconds adds a Retry-After header (``null``: none); a rule
+                 on a service (and method) also answers each such operation inside a $batch, one count each: that
+                 operation is not processed, the others are (an ``Isolation: snapshot`` batch is rolled back whole)
   delay          wait ``seconds`` before answering (inside the client's concurrency slot)
-  drop           close the connection without answering
+  drop           close the connection without answering; a rule on a service (and method) also drops a $batch
+                 holding such an operation, one count per batch, before any of it is processed
   lost_answer    process the request in full (the record is created, changed or linked), then lose the
                  answer: ``then`` "drop" (default) closes the connection without answering, a status (429, 500,
                  502, 503, 504...) answers that status with the service's error body (``retry_after`` as above);
@@ -124,6 +127,19 @@ class Faults:
     def take_failure(self, target: str, service: Optional[str], path: str, method: str) -> Optional[Rule]:
         """The next drop or status rule for this request (consumed), if any."""
         return self._take(("drop", "status"), target, service, path, method)
+
+    def take_inner_drop(self, target: str, operations: list[tuple[str, str, str]]) -> Optional[Rule]:
+        """The next drop rule for a $batch holding one of these (service, method, path) operations (consumed)."""
+        for rule in self.rules:
+            if rule.kind == "drop" and any(rule.matches(target, service, path, method)
+                                           for service, method, path in operations):
+                rule.fire()
+                return rule
+        return None
+
+    def take_status(self, target: str, service: Optional[str], path: str, method: str) -> Optional[Rule]:
+        """The next status rule for one operation inside a $batch (consumed)."""
+        return self._take(("status",), target, service, path, method)
 
     def awaits_lost_answer(self, target: str, service: Optional[str], path: str, method: str) -> bool:
         """Whether a lost_answer rule may take this request's answer (not consumed: that waits for the answer)."""

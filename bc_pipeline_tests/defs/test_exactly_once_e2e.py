@@ -212,11 +212,14 @@ def test_an_order_whose_create_answer_was_lost_is_in_bc_once_with_all_its_lines(
     assert len(_lines(world, order["No"])) == 3
 
 
-def test_a_line_whose_create_answer_was_lost_is_written_once(linked, instance):
+@pytest.mark.parametrize("fault", [{"kind": "lost_answer", "then": 503, "retry_after": 0},
+                                   {"kind": "status", "status": 500}], ids=["answer lost", "not processed"])
+def test_a_line_answered_5xx_is_written_once_in_the_same_run(linked, instance, fault):
+    """Lost: the lines' batch was processed, its answer replaced by 503. Not processed: a line answered 500 inside
+    its batch, so BC rolled the batch back; the lines are then written one by one, each read first."""
     world = linked
     transaction = _transaction(world, "WEB-LINE")
-    world.handle.set_faults({"kind": "lost_answer", "then": 503, "target": "bc", "method": "POST",
-                             "service": "SalesOrderLines", "count": 2, "retry_after": 0})
+    world.handle.set_faults({**fault, "target": "bc", "method": "POST", "service": "SalesOrderLines", "count": 2})
     meta = _write(instance, [transaction["id"]])
     assert meta["failed"] == 0
     [order] = _orders(world, "WEB-LINE")

@@ -1,11 +1,12 @@
-"""The BC stand-in's JSON $batch over HTTPS: every operation answered, snapshot batches rolled back whole, the Company header."""
+"""The BC stand-in's JSON $batch: every operation answered, snapshot batches rolled back whole, the Company header, faults."""
 
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
+import requests
 
 from bc_pipeline.sandbox.launcher import SandboxConfig, start_sandbox
 
@@ -150,3 +151,62 @@ def test_a_batch_holds_at_most_100_operations(sb, s, company):
     too_many = {"requests": hundred + [op("100", "GET", f"{company}/Locations")]}
     error = bc_error(s.post(f"{sb.odata_root}/$batch", json=too_many), 400)
     assert "101 operations" in error["message"] and "100" in error["message"]
+
+
+def orders_numbered(sb, prefix):
+    found = sb.records("SalesOrders", filter=f"startswith(External_Document_No,'{prefix}')")
+    return sorted(o["External_Document_No"] for o in found)
+
+
+def test_a_status_fault_on_an_operation_answers_that_operation_alone_one_count_each(sb, s, no, company):
+    sb.set_faults({"kind": "status", "status": 500, "retry_after": 2, "service": "SalesOrders", "method": "POST",
+                   "count": 2})
+    answers = batch(sb, s, op("1", "POST", f"{company}/SalesOrders", {"Sell_to_Customer_No": no,
+                                                                      "External_Document_No": "FAULT-1"}),
+                    op("2", "PATCH", f"{company}/CustomerCard({key(no)})", {"Name_2": "beside a fault"}),
+                    op("3", "POST", f"{company}/SalesOrders", {"Sell_to_Customer_No": no,
+                                                               "External_Document_No": "FAULT-3"}),
+                    op("4", "POST", f"{company}/SalesOrders", {"Sell_to_Customer_No": no,
+                                                               "External_Document_No": "FAULT-4"}))
+    assert statuses(answers) == [("1", 500), ("2", 200), ("3", 500), ("4", 201)]
+    assert answers[0]["body"]["error"]["code"] == "Internal_ServerError" and answers[0]["headers"]["retry-after"] == "2"
+    assert orders_numbered(sb, "FAULT-") == ["FAULT-4"]
+    assert customer(s, sb, no)["Name_2"] == "beside a fault"
+    assert sb.faults()["faults"] == []
+
+
+def test_a_status_fault_in_a_snapshot_batch_rolls_it_back_and_the_operations_not_run_keep_their_counts(sb, s, no,
+                                                                                                      company):
+    order = s.post(sb.company_url("SalesOrders"), json={"Sell_to_Customer_No": no}).json()["No"]
+    item = sb.records("ItemCard")[0]["No"]
+    before = customer(s, sb, no)["Name_2"]
+    path = urlsplit(sb.odata_root).path + f"/{company}/SalesOrderLines"
+    sb.set_faults({"kind": "status", "status": 503, "path_prefix": path, "method": "POST", "count": 2})
+    lines = [op(str(n), "POST", f"{company}/SalesOrderLines", {"Document_Type": "Order", "Document_No": order,
+                                                               "Line_No": n * 10000, "Type": "Item", "No": item,
+                                                               "Quantity": n}) for n in (1, 2)]
+    edit = op("edit", "PATCH", f"{company}/CustomerCard({key(no)})", {"Name_2": "rolled back"})
+    answers = batch(sb, s, edit, *lines, headers=SNAPSHOT)
+    assert statuses(answers) == [("edit", 200), ("1", 503), ("2", 424)]
+    assert sb.records("SalesOrderLines", filter=f"Document_No eq '{order}'") == []
+    assert customer(s, sb, no)["Name_2"] == before
+    assert [f["count"] for f in sb.faults()["faults"]] == [1]  # line 2 was never run: it took no count
+    assert statuses(batch(sb, s, *lines, headers=SNAPSHOT)) == [("1", 503), ("2", 424)]
+    assert statuses(batch(sb, s, *lines, headers=SNAPSHOT)) == [("1", 201), ("2", 201)]
+    assert [ln["Line_No"] for ln in sb.records("SalesOrderLines", filter=f"Document_No eq '{order}'")] == [10000, 20000]
+
+
+def test_a_drop_on_an_operation_drops_the_whole_batch_unprocessed_one_count_per_batch(sb, s, no, company):
+    before = customer(s, sb, no)["Name_2"]
+    dropped = sb.stats()["dropped_connections"]
+    sb.set_faults({"kind": "drop", "service": "SalesOrders", "method": "POST", "count": 1})
+    operations = [op("edit", "PATCH", f"{company}/CustomerCard({key(no)})", {"Name_2": "dropped"}),
+                  *(op(str(n), "POST", f"{company}/SalesOrders", {"Sell_to_Customer_No": no,
+                                                                  "External_Document_No": f"DROPPED-{n}"})
+                    for n in (1, 2))]
+    with pytest.raises(requests.exceptions.ConnectionError):
+        s.post(f"{sb.odata_root}/$batch", json={"requests": operations})
+    assert orders_numbered(sb, "DROPPED-") == [] and customer(s, sb, no)["Name_2"] == before
+    assert sb.stats()["dropped_connections"] == dropped + 1 and sb.faults()["faults"] == []
+    assert statuses(batch(sb, s, *operations)) == [("edit", 200), ("1", 201), ("2", 201)]
+    assert orders_numbered(sb, "DROPPED-") == ["DROPPED-1", "DROPPED-2"]
