@@ -307,7 +307,8 @@ class Loader:
             current = self._current(str(created["id"]), record.parent_id, live=True) or created
             return {**self._update(record, str(created["id"]), current, kind="created"), "link": True}
         new_id = str(created["id"])
-        if not self._answer_has_link(created, record.external_id):
+        # A record identified by its parent's link and a field of its own (tracking by its number) needs none.
+        if self.collection.identified_by is None and not self._answer_has_link(created, record.external_id):
             self.client.link(self.table, record.external_id, new_id)
         if self._prefetched is not None and record.match_value:
             with self._lock:
@@ -347,7 +348,7 @@ class Loader:
             if any(str(e.get("system_id")) == str(self.client.system_id) and str(e.get("external_id")) == record.external_id
                    for e in child.get("external_ids") or [] if isinstance(e, dict)):
                 return str(child["id"])
-        match_on = self.collection.match_on
+        match_on = self.collection.match_field
         if match_on and record.match_value:
             for child in children:
                 if _match_key(child.get(match_on, "")) == _match_key(record.match_value):

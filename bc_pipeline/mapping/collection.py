@@ -212,6 +212,9 @@ class MappingCollection(_Strict):
     match_on: Optional[str] = None
     collision: Collision = Collision.UPDATE_AND_LINK
     parent: Optional[Parent] = None
+    # With `parent`: the field that, with the parent's link, identifies the record (a tracking number): it is found
+    # by that field among its parent's children, and not linked by a request of its own.
+    identified_by: Optional[str] = None
     filter: list[FilterRule] = Field(default_factory=list)
     aggregate: Optional[Aggregate] = None
     fields: dict[str, FieldRule]
@@ -230,6 +233,11 @@ class MappingCollection(_Strict):
     # TO_IPAAS only: update records another collection created and linked (never create); an unlinked one waits.
     update_only: bool = False
     source_file: Optional[str] = Field(None, exclude=True)
+
+    @property
+    def match_field(self) -> Optional[str]:
+        """The field an unlinked record is looked for by before it is created: match_on, else identified_by."""
+        return self.match_on or self.identified_by
 
     @property
     def slug(self) -> str:
@@ -379,6 +387,11 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
             problems.append((("fields",), f"{c.target_model} requires {required!r}; map it"))
     if c.match_on and c.match_on not in c.fields:
         problems.append((("match_on",), f"match_on {c.match_on!r} must be one of the mapped fields"))
+    if c.identified_by is not None and c.parent is None:
+        problems.append((("identified_by",), "identified_by is for records written under a parent (parent:), which "
+                                             "identifies them with the field"))
+    elif c.identified_by is not None and c.identified_by not in c.fields:
+        problems.append((("identified_by",), f"identified_by {c.identified_by!r} must be one of the mapped fields"))
     tables_of: dict[str, Optional[str]] = {}
     for i, child in enumerate(c.children):
         if tables_of.setdefault(child.name, child.table) != child.table:

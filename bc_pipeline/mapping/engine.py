@@ -299,8 +299,8 @@ def apply_collection(
         for record in records:
             values = [c.get(child_field) or 0 for c in record.payload.get(child_name, [])]
             record.payload[target] = round(float(sum(values)), 5)
-    if collection.match_on:
+    if collection.match_field:
         for record in records:
-            value = record.payload.get(collection.match_on)
+            value = record.payload.get(collection.match_field)
             record.match_value = str(value) if value not in (None, "") else None
     return records
