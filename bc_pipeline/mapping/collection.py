@@ -179,18 +179,28 @@ class Child(_Strict):
     parent_key: str
     child_key: str
     external_id: str
-    # A field of the child that, with its parent's link, identifies it (a line's sequence_number): such children
-    # are not linked by a request each; their links travel in the parent's create where iPaaS.com takes them.
-    identified_by: Optional[str] = None
+    # Fields of the child that, with its parent's link, identify it (a line's sequence_number; a card's address by
+    # type and is_primary_billing): such children are not linked by a request each; their links travel in the
+    # parent's create where iPaaS.com takes them.
+    identified_by: Optional[Union[str, list[str]]] = None
     filter: list[FilterRule] = Field(default_factory=list)
     fields: dict[str, FieldRule]
     custom_fields: list[CustomFieldRule] = Field(default_factory=list)
 
+    @property
+    def identity_fields(self) -> tuple[str, ...]:
+        """The fields named by identified_by, () when the child is linked by its external id."""
+        if self.identified_by is None:
+            return ()
+        return (self.identified_by,) if isinstance(self.identified_by, str) else tuple(self.identified_by)
+
     @model_validator(mode="after")
     def _identity_is_mapped(self) -> "Child":
-        if self.identified_by is not None and self.identified_by not in self.fields:
-            raise ValueError(f"identified_by: {self.identified_by!r} is not one of the child's fields "
-                             f"({', '.join(self.fields)})")
+        if self.identified_by is not None and not self.identity_fields:
+            raise ValueError("identified_by: name at least one of the child's fields")
+        for name in self.identity_fields:
+            if name not in self.fields:
+                raise ValueError(f"identified_by: {name!r} is not one of the child's fields ({', '.join(self.fields)})")
         return self
 
 
