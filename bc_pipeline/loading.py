@@ -307,7 +307,8 @@ class Loader:
             current = self._current(str(created["id"]), record.parent_id, live=True) or created
             return {**self._update(record, str(created["id"]), current, kind="created"), "link": True}
         new_id = str(created["id"])
-        if not self._answer_has_link(created, record.external_id):
+        # A record identified by its parent's link and a field of its own (tracking by its number) needs none.
+        if self.collection.identified_by is None and not self._answer_has_link(created, record.external_id):
             self.client.link(self.table, record.external_id, new_id)
         if self._prefetched is not None and record.match_value:
             with self._lock:
@@ -347,7 +348,7 @@ class Loader:
             if any(str(e.get("system_id")) == str(self.client.system_id) and str(e.get("external_id")) == record.external_id
                    for e in child.get("external_ids") or [] if isinstance(e, dict)):
                 return str(child["id"])
-        match_on = self.collection.match_on
+        match_on = self.collection.match_field
         if match_on and record.match_value:
             for child in children:
                 if _match_key(child.get(match_on, "")) == _match_key(record.match_value):
@@ -403,40 +404,59 @@ class Loader:
             self.client.link(self.table, record.external_id, internal_id)
         return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer)}
 
+    def _child_items(self, record: MappedRecord, child: Child) -> list[tuple[dict[str, Any], Optional[str], Child]]:
+        """The items of child's list, each with its external id (None: not linked, e.g. a child without a table) and
+        the collection's child that mapped it (a company's card address and its ship-to addresses share a list)."""
+        items = record.payload.get(child.name) or []
+        external_ids = record.children.get(child.table, []) if child.table else []
+        rules = record.child_rules.get(child.table or "", [])
+        children = self.collection.children
+        return [(item, external_ids[n] if n < len(external_ids) else None,
+                 children[rules[n]] if n < len(rules) and rules[n] < len(children) else child)
+                for n, item in enumerate(items)]
+
+    def _carrying_link(self, item: dict[str, Any], external_id: Optional[str]) -> dict[str, Any]:
+        """A new child with its link in the documented `external_ids` shape. A child identified by fields needs
+        none of it; any other is linked by a request only when the answer shows iPaaS.com did not make the link
+        (_link_children)."""
+        if external_id is None:
+            return item
+        return {**item, "external_ids": [{"system_id": self.client.system_id, "external_id": external_id}]}
+
     def _with_child_links(self, record: MappedRecord) -> dict[str, Any]:
-        """The payload for a create: each child identified by a field carries its link in the documented
-        `external_ids` shape (iPaaS.com may make it; nothing relies on it, see identified_by)."""
+        """The payload for a create: each child carrying its link."""
         payload = dict(record.payload)
         for child in _distinct(self.collection.children):
-            if child.identified_by is None or not child.table:
-                continue
-            external_ids = record.children.get(child.table, [])
-            payload[child.name] = [
-                {**item, "external_ids": [{"system_id": self.client.system_id, "external_id": e}]}
-                for item, e in zip(payload.get(child.name) or [], external_ids)
-            ] + (payload.get(child.name) or [])[len(external_ids):]
+            if child.table:
+                payload[child.name] = [self._carrying_link(item, e) for item, e, _ in self._child_items(record, child)]
         return payload
 
     def _with_child_ids(self, record: MappedRecord, current: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """Children sent with the ids they already have, so an update keeps them (and their links): by the
-        links known here or carried by the current record's children, else, for children identified by a
-        field, by that field in the current record."""
+        links known here or carried by the current record's children, else, for children identified by
+        fields, by those fields in the current record. No id is given to two children; a child without one is
+        new, and carries its link."""
         payload = dict(record.payload)
         for child in _distinct(self.collection.children):
+            theirs = (current or {}).get(child.name)
             # The record's own children, by the links they carry, win: known even when this state was lost.
-            known = {**self._child_links.get(child.table or "", {}),
-                     **self._linked_children((current or {}).get(child.name))}
-            present = _ids_by_identity(child.identified_by, (current or {}).get(child.name))
-            external_ids = record.children.get(child.table or "", [])
-            items = payload.get(child.name) or []
+            known = {**self._child_links.get(child.table or "", {}), **self._linked_children(theirs)}
+            present: dict[tuple[str, ...], dict[Any, Any]] = {}
+            taken: set[str] = set()
             sent = []
-            for item, e in zip(items, external_ids):
-                existing = known.get(e)
-                if existing is None and child.identified_by is not None:
-                    existing = present.get(_identity(item.get(child.identified_by)))
-                sent.append({**item, "id": int(existing) if str(existing).isdigit() else existing}
-                            if existing is not None else item)
-            payload[child.name] = sent + items[len(external_ids):]
+            for item, e, rule in self._child_items(record, child):
+                existing = known.get(e) if e is not None else None
+                if existing is None and rule.identity_fields:
+                    fields = rule.identity_fields
+                    if fields not in present:
+                        present[fields] = _ids_by_identity(fields, theirs)
+                    existing = present[fields].get(_identity_of(item, fields))
+                if existing is None or str(existing) in taken:
+                    sent.append(self._carrying_link(item, e))
+                    continue
+                taken.add(str(existing))
+                sent.append({**item, "id": int(existing) if str(existing).isdigit() else existing})
+            payload[child.name] = sent
         return payload
 
     def _linked_children(self, children: Any) -> dict[str, str]:
@@ -446,25 +466,33 @@ class Loader:
 
     def _link_children(self, record: MappedRecord, answer: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
         """Children (e.g. transaction lines) come back with their ids: link each one here, and in iPaaS.com
-        only those not identified by a field of theirs (nor linked by the create already)."""
+        only those neither identified by fields of theirs nor linked already (by the create, or before)."""
         result: dict[str, list[tuple[str, str]]] = {}
         for child in _distinct(self.collection.children):
             if not child.table:
                 continue
             returned = [c for c in answer.get(child.name) or [] if isinstance(c, dict) and c.get("id")]
-            external_ids = record.children.get(child.table, [])
-            if child.identified_by is not None:
-                ours = {_identity(item.get(child.identified_by)): e
-                        for item, e in zip(record.payload.get(child.name) or [], external_ids)}
-                pairs = [(ours[_identity(c.get(child.identified_by))], str(c["id"])) for c in returned
-                         if _identity(c.get(child.identified_by)) in ours]
-                result[child.table] = pairs
-                continue
-            pairs = [(e, str(c["id"])) for e, c in zip(external_ids, returned)]
+            carried = self._linked_children(returned)
             known = self._child_links.get(child.table, {})
-            for external_id, internal_id in pairs:
-                if known.get(external_id) != internal_id:
-                    self.client.link(child.table, external_id, internal_id)
+            present: dict[tuple[str, ...], dict[Any, Any]] = {}
+            pairs = []
+            for position, (item, e, rule) in enumerate(self._child_items(record, child)):
+                if e is None:
+                    continue
+                if e in carried:
+                    pairs.append((e, carried[e]))
+                elif rule.identity_fields:
+                    fields = rule.identity_fields
+                    if fields not in present:
+                        present[fields] = _ids_by_identity(fields, returned)
+                    found = present[fields].get(_identity_of(item, fields))
+                    if found is not None:
+                        pairs.append((e, str(found)))
+                elif position < len(returned):  # iPaaS.com answers the children in the order they were sent
+                    internal_id = str(returned[position]["id"])
+                    if known.get(e) != internal_id:
+                        self.client.link(child.table, e, internal_id)
+                    pairs.append((e, internal_id))
             result[child.table] = pairs
         return result
 
@@ -505,13 +533,20 @@ def _identity(value: Any) -> Optional[str]:
     return str(value).strip()
 
 
-def _ids_by_identity(field_name: Optional[str], children: Any) -> dict[Optional[str], Any]:
-    if field_name is None or not isinstance(children, list):
+def _identity_of(child: dict[str, Any], fields: tuple[str, ...]) -> Optional[tuple[Optional[str], ...]]:
+    """A child's identifying values, or None when one of them is empty."""
+    values = tuple(_identity(child.get(name)) for name in fields)
+    return None if None in values else values
+
+
+def _ids_by_identity(fields: tuple[str, ...], children: Any) -> dict[Any, Any]:
+    """Identity → id of the first child holding it."""
+    if not fields or not isinstance(children, list):
         return {}
-    found: dict[Optional[str], Any] = {}
+    found: dict[Any, Any] = {}
     for c in children:
-        if isinstance(c, dict) and c.get("id") is not None and _identity(c.get(field_name)) is not None:
-            found.setdefault(_identity(c.get(field_name)), c["id"])
+        if isinstance(c, dict) and c.get("id") is not None and (identity := _identity_of(c, fields)) is not None:
+            found.setdefault(identity, c["id"])
     return found
 
 

@@ -179,18 +179,28 @@ class Child(_Strict):
     parent_key: str
     child_key: str
     external_id: str
-    # A field of the child that, with its parent's link, identifies it (a line's sequence_number): such children
-    # are not linked by a request each; their links travel in the parent's create where iPaaS.com takes them.
-    identified_by: Optional[str] = None
+    # Fields of the child that, with its parent's link, identify it (a line's sequence_number; a card's address by
+    # type and is_primary_billing): such children are not linked by a request each; their links travel in the
+    # parent's create where iPaaS.com takes them.
+    identified_by: Optional[Union[str, list[str]]] = None
     filter: list[FilterRule] = Field(default_factory=list)
     fields: dict[str, FieldRule]
     custom_fields: list[CustomFieldRule] = Field(default_factory=list)
 
+    @property
+    def identity_fields(self) -> tuple[str, ...]:
+        """The fields named by identified_by, () when the child is linked by its external id."""
+        if self.identified_by is None:
+            return ()
+        return (self.identified_by,) if isinstance(self.identified_by, str) else tuple(self.identified_by)
+
     @model_validator(mode="after")
     def _identity_is_mapped(self) -> "Child":
-        if self.identified_by is not None and self.identified_by not in self.fields:
-            raise ValueError(f"identified_by: {self.identified_by!r} is not one of the child's fields "
-                             f"({', '.join(self.fields)})")
+        if self.identified_by is not None and not self.identity_fields:
+            raise ValueError("identified_by: name at least one of the child's fields")
+        for name in self.identity_fields:
+            if name not in self.fields:
+                raise ValueError(f"identified_by: {name!r} is not one of the child's fields ({', '.join(self.fields)})")
         return self
 
 
@@ -212,6 +222,9 @@ class MappingCollection(_Strict):
     match_on: Optional[str] = None
     collision: Collision = Collision.UPDATE_AND_LINK
     parent: Optional[Parent] = None
+    # With `parent`: the field that, with the parent's link, identifies the record (a tracking number): it is found
+    # by that field among its parent's children, and not linked by a request of its own.
+    identified_by: Optional[str] = None
     filter: list[FilterRule] = Field(default_factory=list)
     aggregate: Optional[Aggregate] = None
     fields: dict[str, FieldRule]
@@ -230,6 +243,11 @@ class MappingCollection(_Strict):
     # TO_IPAAS only: update records another collection created and linked (never create); an unlinked one waits.
     update_only: bool = False
     source_file: Optional[str] = Field(None, exclude=True)
+
+    @property
+    def match_field(self) -> Optional[str]:
+        """The field an unlinked record is looked for by before it is created: match_on, else identified_by."""
+        return self.match_on or self.identified_by
 
     @property
     def slug(self) -> str:
@@ -379,6 +397,11 @@ def _check_against_catalog(c: MappingCollection) -> list[tuple[tuple, str]]:
             problems.append((("fields",), f"{c.target_model} requires {required!r}; map it"))
     if c.match_on and c.match_on not in c.fields:
         problems.append((("match_on",), f"match_on {c.match_on!r} must be one of the mapped fields"))
+    if c.identified_by is not None and c.parent is None:
+        problems.append((("identified_by",), "identified_by is for records written under a parent (parent:), which "
+                                             "identifies them with the field"))
+    elif c.identified_by is not None and c.identified_by not in c.fields:
+        problems.append((("identified_by",), f"identified_by {c.identified_by!r} must be one of the mapped fields"))
     tables_of: dict[str, Optional[str]] = {}
     for i, child in enumerate(c.children):
         if tables_of.setdefault(child.name, child.table) != child.table:

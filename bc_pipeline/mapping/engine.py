@@ -22,6 +22,8 @@ class MappedRecord:
     payload: dict[str, Any]
     error: Optional[str] = None
     children: dict[str, list[str]] = field(default_factory=dict)  # child table → child external ids, in order
+    # child table → per child, the index of the collection's child that mapped it (several may fill one list)
+    child_rules: dict[str, list[int]] = field(default_factory=dict)
     parent_id: Optional[str] = None
     match_value: Optional[str] = None
     # References marked create_missing whose key is not linked yet: {field, table, key, error}.
@@ -284,7 +286,7 @@ def apply_collection(
     for target, rule in collection.fields.items():
         if rule.reference is not None and rule.reference.create_missing:
             _note_missing(target, rule, frame, links, records)
-    for child in collection.children:
+    for index, child in enumerate(collection.children):
         child_frame = (child_frames or {}).get(child.source, pd.DataFrame())
         grouped = _map_children(child, child_frame, links)
         parent_keys = _column(frame, child.parent_key).map(_plain_text).tolist()
@@ -294,13 +296,14 @@ def apply_collection(
             record.payload.setdefault(child.name, []).extend(payload for _, payload in items)
             if child.table:
                 record.children.setdefault(child.table, []).extend(external_id for external_id, _ in items)
+                record.child_rules.setdefault(child.table, []).extend([index] * len(items))
     for target, path in collection.sums_from_children.items():
         child_name, _, child_field = path.partition(".")
         for record in records:
             values = [c.get(child_field) or 0 for c in record.payload.get(child_name, [])]
             record.payload[target] = round(float(sum(values)), 5)
-    if collection.match_on:
+    if collection.match_field:
         for record in records:
-            value = record.payload.get(collection.match_on)
+            value = record.payload.get(collection.match_field)
             record.match_value = str(value) if value not in (None, "") else None
     return records

@@ -41,14 +41,18 @@ def test_the_initial_load_carries_addresses_relationships_contacts_and_payment_t
     assert any(not s["Code"].isascii() for s in ship_tos)
     links = _links(world, "customer")
     records = _by_id(world, "Company", "Customer")
-    address_links = _links(world, "Address")
+    engine = engine_for(load_settings().state_database_url)
+    address_links = state.links(engine, "Address")
+    linked_in_ipaas = _links(world, "Address")
 
-    # Every company and customer: the card's address, then each of its ship-to addresses, each linked.
+    # Every company and customer: the card's address (identified by its type and flag: linked in the pipeline's
+    # state), then each of its ship-to addresses, linked in iPaaS.com too.
     for no, customer in customers.items():
         record = records[links[no]]
         expected = [f"{no}|billing"] * bool(customer["Address"].strip()) + [
             f"{s['Customer_No']}|{s['Code']}" for s in ship_tos if s["Customer_No"] == no]
         assert [address_links.get(e) for e in expected] == [str(a["id"]) for a in record["addresses"]], no
+        assert all(linked_in_ipaas.get(e) == address_links[e] for e in expected if not e.endswith("|billing")), no
         if customer["Address"].strip():
             billing = record["addresses"][0]
             assert (billing["address_1"], billing["city"], billing["country"], billing["is_primary_billing"]) == (
@@ -65,6 +69,8 @@ def test_the_initial_load_carries_addresses_relationships_contacts_and_payment_t
     for contact in people:
         person = records[links[f"{contact['No']}|contact"]]
         assert person["company"] == contact["Company_Name"] and person["customer_number"] == contact["No"]
+        assert [address_links.get(f"{contact['No']}|contact|billing")] * bool(contact["Address"].strip()) == [
+            str(a["id"]) for a in person["addresses"]]
         company = records[links[contact["IntegrationCustomerNo"]]]
         assert {"customer_id": int(person["id"]), "type": "Contact"} in company["relationships"]
     companies = [c for c in customers.values() if c["Partner_Type"] != "Person"]
@@ -88,24 +94,28 @@ def test_the_initial_load_carries_addresses_relationships_contacts_and_payment_t
             "Shipping", order["Ship_to_Name"], order["Ship_to_City"], True)
         assert [p["method"] for p in t["payments"]] == [order["Payment_Terms_Code"]]
     # Identified by their type / method (as lines by sequence number): linked in the pipeline's state, no request.
-    engine = engine_for(load_settings().state_database_url)
-    address_links = state.links(engine, "Transaction Address")
-    assert address_links == {f"{o['No']}|{kind.lower()}": str(a["id"]) for o in released
-                             for kind, a in zip(("Billing", "Shipping"), transactions[o["No"]]["addresses"])}
+    assert state.links(engine, "Transaction Address") == {
+        f"{o['No']}|{kind.lower()}": str(a["id"]) for o in released
+        for kind, a in zip(("Billing", "Shipping"), transactions[o["No"]]["addresses"])}
     assert len(state.links(engine, "transaction payment")) == sum(1 for o in released if o["Payment_Terms_Code"])
 
-    # The pipeline's links of the addresses lost, then a company changed: its addresses are updated in place.
+    # The pipeline's links of the addresses lost, then a company and one of its ship-to addresses changed in BC: its
+    # addresses are updated in place, the card's found by its type and flag alone (no link in iPaaS.com either).
     ids_before = sorted(a["id"] for a in world.ipaas_records("Address"))
-    engine = engine_for(load_settings().state_database_url)
-    state.forget_links(engine, "Address", list(_links(world, "Address")))  # as if the state were lost
-    company = next(c for c in world.handle.records("CustomerCard") if c["Partner_Type"] != "Person")
+    state.forget_links(engine, "Address", list(address_links))  # as if the state were lost
+    ship_to = next(s for s in ship_tos if customers[s["Customer_No"]]["Partner_Type"] != "Person"
+                   and customers[s["Customer_No"]]["Address"].strip() and s["Customer_No"].isalnum())
+    company = customers[ship_to["Customer_No"]]
+    world.ipaas("DELETE", f"links/Address/{company['No']}%7Cbilling")
     world.handle.edit_record("CustomerCard", company["No"], {"City": "Coeur d'Alene"})
+    world.handle.edit_record("ShipToAddresses", [ship_to["Customer_No"], ship_to["Code"]], {"City": "Sandpoint"})
     outcome = run_job("sync_to_ipaas", instance=instance)
     assert outcome.success, outcome.error
-    after = world.ipaas_records("Address")
-    assert sorted(a["id"] for a in after) == ids_before  # the same addresses: none created, none replaced
-    [billing] = [a for a in after if str(a["id"]) == _links(world, "Address")[f"{company['No']}|billing"]]
-    assert billing["city"] == "Coeur d'Alene"
+    after = {str(a["id"]): a for a in world.ipaas_records("Address")}
+    assert sorted(int(i) for i in after) == ids_before  # the same addresses: none created, none replaced
+    now_linked = state.links(engine, "Address")
+    assert after[now_linked[f"{company['No']}|billing"]]["city"] == "Coeur d'Alene"
+    assert after[now_linked[f"{ship_to['Customer_No']}|{ship_to['Code']}"]]["city"] == "Sandpoint"
 
 
 def test_a_refused_company_lands_later_with_all_its_addresses(world, instance):
@@ -122,7 +132,8 @@ def test_a_refused_company_lands_later_with_all_its_addresses(world, instance):
     record = next(c for c in world.ipaas_records("Company") if str(c["id"]) == _links(world, "customer")[company["No"]])
     expected = [f"{company['No']}|billing"] + [f"{s['Customer_No']}|{s['Code']}" for s in world.handle.records(
         "ShipToAddresses") if s["Customer_No"] == company["No"]]
-    assert [_links(world, "Address")[e] for e in expected] == [str(a["id"]) for a in record["addresses"]]
+    linked = state.links(engine_for(load_settings().state_database_url), "Address")
+    assert [linked[e] for e in expected] == [str(a["id"]) for a in record["addresses"]]
 
 
 def _ipaas_put(world, path, body):

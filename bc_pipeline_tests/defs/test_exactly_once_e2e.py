@@ -101,7 +101,23 @@ def test_the_state_database_deleted_between_runs_creates_nothing_twice(world, in
     outcome = run_job("initial_load", instance=instance)
     assert outcome.success, outcome.error
     assert {m: len(world.ipaas_records(m)) for m in before} == before
+    # Tracking is found by its transaction's link and its number: nothing in iPaaS.com links it.
     assert sum(len(t.get("tracking") or []) for t in world.ipaas_records("Transaction")) == tracking_before
+    _delivered_everything(world)
+
+    # A tracking number added in BC whose create answer is lost: found by its number, not created again.
+    order = next(o for o in world.handle.records("SalesOrders")
+                 if o["Status"] == "Released" and not (o.get("Package_Tracking_No") or "").strip())
+    world.handle.edit_record("SalesOrders", ["Order", order["No"]], {"Package_Tracking_No": "1ZLOST0001"})
+    [transaction_id] = [str(link["internal_id"]) for link in world.ipaas_links()
+                        if link["table_name"] == "transaction" and link["external_id"] == order["No"]]
+    world.handle.set_faults({"kind": "lost_answer", "then": 503, "target": "ipaas", "method": "POST", "count": 1,
+                             "path_prefix": f"{TRANSACTIONS}/{transaction_id}/Tracking", "retry_after": 0})
+    outcome = run_job("sync_to_ipaas", ["sales_orders", "sales_order_lines"], instance=instance)
+    assert outcome.success, outcome.error
+    assert not [f for f in world.handle.faults()["faults"] if f["kind"] == "lost_answer"]  # it fired
+    [transaction] = [t for t in world.ipaas_records("Transaction") if str(t["id"]) == transaction_id]
+    assert [t["tracking_number"] for t in transaction["tracking"]] == ["1ZLOST0001"]
     _delivered_everything(world)
 
 

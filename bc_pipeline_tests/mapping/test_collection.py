@@ -209,3 +209,20 @@ def test_children_filling_one_list_must_share_their_link_table(tmp_path):
     broken = text.replace("    table: Address\n    parent_key: No\n    child_key: Customer_No",
                           "    table: Transaction Address\n    parent_key: No\n    child_key: Customer_No")
     assert "must share one table" in _refusal(tmp_path, broken)
+
+
+def test_what_identifies_a_child_must_be_mapped(tmp_path):
+    company = open(COLLECTIONS_DIR / "company_to_ipaas.yaml", encoding="utf-8").read()
+    assert load_collections()["Dynamics Company Add/Update to iPaaS"].children[0].identity_fields == (
+        "type", "is_primary_billing")
+    message = _refusal(tmp_path, company.replace("identified_by: [type, is_primary_billing]",
+                                                 "identified_by: [type, is_primary]"))
+    assert "identified_by: 'is_primary' is not one of the child's fields" in message
+
+
+def test_what_identifies_a_record_under_its_parent_must_be_mapped_and_needs_the_parent(tmp_path):
+    tracking = open(COLLECTIONS_DIR / "transaction_tracking_to_ipaas.yaml", encoding="utf-8").read()
+    assert "identified_by 'cost' must be one of the mapped fields" in _refusal(
+        tmp_path, tracking.replace("identified_by: tracking_number", "identified_by: cost"))
+    assert "identified_by is for records written under a parent" in _refusal(
+        tmp_path, tracking.replace("parent: {table: transaction, key: No}\n", ""))
