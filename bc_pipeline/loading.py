@@ -15,10 +15,12 @@ from sqlalchemy import Engine
 
 from bc_pipeline.clients.errors import PipelineError, ServiceError
 from bc_pipeline.clients.ipaas import NESTED_IN_PARENT, IpaasClient
+from bc_pipeline.echoes import IpaasEchoes
 from bc_pipeline.find_before_create import create_once
 from bc_pipeline.mapping.collection import Child, Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord
 from bc_pipeline.progress import Progress
+from bc_pipeline.state import echoes as expected_echoes
 from bc_pipeline.state import leases
 from bc_pipeline.state import records as state
 
@@ -49,6 +51,7 @@ class LoadReport:
     updated: int = 0
     unchanged: int = 0
     linked: int = 0  # matched an existing iPaaS record and linked it
+    echoes: int = 0  # what the FROM-iPaaS direction just wrote to BC, not sent back
     failed: int = 0
     retried_dead_letters: int = 0  # records that had failed before and were mapped again from their source
     requests: int = 0
@@ -60,7 +63,7 @@ class LoadReport:
 
     @property
     def delivered(self) -> int:
-        return self.created + self.updated + self.unchanged + self.linked
+        return self.created + self.updated + self.unchanged + self.linked + self.echoes
 
     @property
     def total(self) -> int:
@@ -102,6 +105,7 @@ class Loader:
         self._prefetched: Optional[_Prefetched] = None
         self._child_links: dict[str, dict[str, str]] = {}
         self._children_of: dict[str, list[dict[str, Any]]] = {}  # parent iPaaS id → its children, listed once
+        self._echoes = IpaasEchoes(engine, collection)  # what this load writes, as the way back will read it
 
     # -- the whole load ----------------------------------------------------------------------
 
@@ -127,12 +131,14 @@ class Loader:
         # Read after taking the lease: what a run before this one delivered is known here.
         links = state.links(self.engine, self.table)
         delivered = state.hashes(self.engine, self.collection.slug)
+        echoes = expected_echoes.expected(self.engine, self.collection.slug)
         dead = {d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)}
         self._child_links = {c.table: state.links(self.engine, c.table) for c in self.collection.children if c.table}
 
         batch = {r.external_id: r for r in records}
         report.retried_dead_letters = sum(1 for e in batch if e in dead)
         work: list[tuple[MappedRecord, str]] = []
+        echoed: list[tuple[str, str, str]] = []
         for record in batch.values():
             digest = payload_hash(record)
             previous = delivered.get(record.external_id)
@@ -140,7 +146,16 @@ class Loader:
                     and record.external_id not in dead:
                 report.unchanged += 1
                 continue
+            # What the FROM-iPaaS direction just wrote to BC, read back unchanged: iPaaS.com is where it came from.
+            if record.error is None and echoes.get(record.external_id) == (digest, links.get(record.external_id)) \
+                    and record.external_id not in dead:
+                echoed.append((record.external_id, digest, links[record.external_id]))
+                continue
             work.append((record, digest))
+        state.save_hashes(self.engine, self.collection.slug, echoed)
+        report.echoes = len(echoed)
+        # Read back (an echo or a change since): a fingerprint is good for one read only.
+        expected_echoes.forget(self.engine, self.collection.slug, [e for e in batch if e in echoes])
 
         uncached = sum(1 for r, _ in work if r.external_id not in links and r.error is None)
         if self.collection.parent is None:
@@ -166,9 +181,12 @@ class Loader:
             return outcome
 
         outcomes: list[dict[str, Any]] = []
-        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            outcomes.extend(pool.map(lambda item: one(*item), first))
-        outcomes.extend(one(record, digest) for record, digest in repeats)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+                outcomes.extend(pool.map(lambda item: one(*item), first))
+            outcomes.extend(one(record, digest) for record, digest in repeats)
+        finally:
+            self._echoes.flush()
 
         self._count(outcomes, report)
         report.requests = self.client.counter.requests - requests_before
@@ -230,6 +248,7 @@ class Loader:
             state.save_links(self.engine, table, pairs)
         state.save_hashes(self.engine, slug, [(o["external_id"], o["hash"], o["internal_id"])])
         state.clear_dead_letters(self.engine, slug, [o["external_id"]])
+        self._echoes.remember(o["internal_id"], o["external_id"], o.pop("answer", None))
 
     def _count(self, outcomes: list[dict[str, Any]], report: LoadReport) -> None:
         for o in outcomes:
@@ -314,7 +333,8 @@ class Loader:
             with self._lock:
                 self._prefetched.by_match.setdefault(_match_key(record.match_value), new_id)
                 self._prefetched.by_id[new_id] = created
-        return {"kind": "created", "internal_id": new_id, "link": True, "child_links": self._link_children(record, created)}
+        return {"kind": "created", "internal_id": new_id, "link": True, "child_links": self._link_children(record, created),
+                "answer": created}
 
     def _create_once(self, record: MappedRecord, body: dict[str, Any]) -> dict[str, Any]:
         def find() -> Optional[dict[str, Any]]:
@@ -402,7 +422,8 @@ class Loader:
             # The link was removed on the iPaaS side (or never made): put it back. A record linked to
             # another BC record (two customers matched to one by e-mail) keeps that link: no tug of war.
             self.client.link(self.table, record.external_id, internal_id)
-        return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer)}
+        return {"kind": kind, "internal_id": internal_id, "link": True, "child_links": self._link_children(record, answer),
+                "answer": answer}
 
     def _child_items(self, record: MappedRecord, child: Child) -> list[tuple[dict[str, Any], Optional[str], Child]]:
         """The items of child's list, each with its external id (None: not linked, e.g. a child without a table) and

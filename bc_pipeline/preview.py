@@ -14,12 +14,14 @@ from bc_pipeline.catalog import BY_NAME, with_change_field
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.business_central import BusinessCentralClient
 from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.echoes import ipaas_fingerprint
 from bc_pipeline.extraction import incremental_filter
 from bc_pipeline.loading import Loader, payload_hash
 from bc_pipeline.mapping.collection import Collision, MappingCollection
 from bc_pipeline.mapping.engine import MappedRecord, apply_collection, filter_mask
 from bc_pipeline.mapping.registry import consumers_of, parents_of
 from bc_pipeline.replay import dead_letter_records
+from bc_pipeline.state import echoes as expected_echoes
 from bc_pipeline.state import records as state
 from bc_pipeline.state import watermarks
 from bc_pipeline.writing import BcWriter, WriteFailed
@@ -31,6 +33,7 @@ KEPT = 200  # records kept per collection (metadata stays small whatever the tab
 TO_IPAAS, TO_BC = "to iPaaS.com", "to Business Central"
 # Stands for the iPaaS id of a record this preview would create, so what refers to it maps as the run would map it.
 NEW = "(new"
+ECHO = "what the other direction just wrote: not written back"
 
 
 @dataclass
@@ -197,6 +200,7 @@ class ToIpaasPreview:
 
         links = state.links(self.engine, c.table)
         delivered = state.hashes(self.engine, c.slug)
+        echoes = expected_echoes.expected(self.engine, c.slug)
         dead = {d.external_id for d in state.dead_letters_of(self.engine, c.slug)}
         compare: list[MappedRecord] = []
         for record in batch.values():
@@ -208,6 +212,9 @@ class ToIpaasPreview:
             elif previous and previous[0] == payload_hash(record) and record.external_id in links \
                     and record.external_id not in dead:
                 out.add(Planned("unchanged", record.external_id, target=links[record.external_id]))
+            elif echoes.get(record.external_id) == (payload_hash(record), links.get(record.external_id)) \
+                    and record.external_id not in dead:
+                out.add(Planned("unchanged", record.external_id, target=links[record.external_id], reason=ECHO))
             else:
                 compare.append(record)
         try:
@@ -252,13 +259,14 @@ def preview_from_ipaas(c: MappingCollection, bc: BusinessCentralClient, ipaas: I
     out = CollectionPreview(c.name, c.slug, TO_BC)
     writer = BcWriter(bc, ipaas, engine, c)
     delivered = state.hashes(engine, c.slug)
+    echoes = expected_echoes.expected(engine, c.slug)
     retried = [d.external_id for d in state.dead_letters_of(engine, c.slug)]
     for ipaas_id, record in _ipaas_records(c, ipaas, ipaas_ids, retried):
         if record is None:
             out.add(Planned("refused", ipaas_id, reason=f"iPaaS.com has no {c.source} with id {ipaas_id}"))
             continue
         try:
-            planned = _planned_write(writer, c, ipaas_id, record, delivered.get(ipaas_id))
+            planned = _planned_write(writer, c, ipaas_id, record, delivered.get(ipaas_id), echoes.get(ipaas_id))
         except Exception as exc:  # one record's surprise costs the others nothing
             planned = Planned("refused", ipaas_id, reason=str(exc) if isinstance(exc, WriteFailed)
                               else f"could not be compared: {getattr(exc, 'message', exc)}")
@@ -289,11 +297,13 @@ def _ipaas_records(c: MappingCollection, ipaas: IpaasClient, ipaas_ids: Optional
 
 
 def _planned_write(writer: BcWriter, c: MappingCollection, ipaas_id: str, record: dict[str, Any],
-                   previous: Optional[tuple[str, str]]) -> Optional[Planned]:
+                   previous: Optional[tuple[str, str]], echo: Optional[tuple[str, str]]) -> Optional[Planned]:
     plan = writer.planned(record)
     if plan is None:
         return None
     values, children, digest = plan
+    if echo is not None and echo[0] == ipaas_fingerprint(c, record):
+        return Planned("unchanged", ipaas_id, target=echo[1], reason=ECHO)
     bc_key = writer.existing_key(ipaas_id, values)
     if bc_key is not None and previous and previous == (digest, bc_key):
         return Planned("unchanged", ipaas_id, target=bc_key)

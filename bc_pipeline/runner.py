@@ -28,7 +28,7 @@ STARTED_BY_TAG = "bc_pipeline/started_by"
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1  # a step failed: settings, a service down, a bug; nothing after it ran
 EXIT_RECORDS_FAILED = 3  # the run finished, but some records were not delivered (they are dead letters)
-LOAD_COLUMNS = ("created", "updated", "linked", "unchanged", "failed", "requests", "seconds")
+LOAD_COLUMNS = ("created", "updated", "linked", "unchanged", "echoes", "failed", "requests", "seconds")
 HINT_MARK = ". What to do: "  # how the pipeline's errors append the guide's advice (clients/errors.py)
 MAX_CAUSES_SHOWN = 3
 # What differs between two answers to the same mistake: the trace and correlation ids and timestamp in Entra ID's and

@@ -17,11 +17,13 @@ from bc_pipeline.clients.business_central import MAX_BATCH_OPERATIONS, BusinessC
 from bc_pipeline.clients import odata
 from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
+from bc_pipeline.echoes import ipaas_fingerprint, remember_bc_writes
 from bc_pipeline.find_before_create import create_once
-from bc_pipeline.mapping.addresses import address_columns
 from bc_pipeline.mapping.collection import Child, MappingCollection
 from bc_pipeline.mapping.engine import filter_mask, map_rules
+from bc_pipeline.mapping.ipaas_rows import flat_row
 from bc_pipeline.progress import Progress
+from bc_pipeline.state import echoes as expected_echoes
 from bc_pipeline.state import records as state
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class WriteFailed(PipelineError):
 @dataclass
 class WriteOutcome:
     ipaas_id: str
-    kind: str  # created | updated | unchanged | skipped | failed
+    kind: str  # created | updated | unchanged | echo (what the TO direction wrote, not written back) | skipped | failed
     bc_key: Optional[str] = None
     error: Optional[str] = None
     lines_created: int = 0
@@ -59,16 +61,6 @@ class WriteReport:
 
     def count(self, kind: str) -> int:
         return sum(1 for o in self.outcomes if o.kind == kind)
-
-
-def _flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """An iPaaS record as one row: custom fields become `custom_fields.<name>` columns."""
-    row = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
-    for custom in record.get("custom_fields") or []:
-        if isinstance(custom, dict) and custom.get("custom_field_name"):
-            row[f"custom_fields.{custom['custom_field_name']}"] = custom.get("value")
-    row.update(address_columns(record))  # billing_address.city, shipping_address.postal_code, …
-    return row
 
 
 def _digest(payload: Any) -> str:
@@ -89,8 +81,11 @@ class BcWriter:
         self._records: dict[str, Optional[dict[str, Any]]] = {}  # iPaaS records read ahead, until written
         self._matches: dict[str, list[str]] = {}  # match value (casefolded) → BC keys, read for many at once
         self._key_codes: dict[str, list[str]] = {}  # link_when_key_equals code (casefolded) → BC keys, read at once
-        self._created_now: dict[str, str] = {}
-        self._link_errors: dict[str, Exception] = {}  # iPaaS id → why its link failed after its $batch create  # iPaaS id → BC key of a header just created in a $batch
+        self._created_now: dict[str, str] = {}  # iPaaS id → BC key of a header just created in a $batch
+        self._link_errors: dict[str, Exception] = {}  # iPaaS id → why its link failed after its $batch create
+        self._echoes: dict[str, tuple[str, str]] = {}  # iPaaS id → (fingerprint, BC key) of what the TO direction wrote
+        self._row: Optional[dict[str, Any]] = None  # the BC record as the last write left it (its answer)
+        self._created_rows: dict[str, dict[str, Any]] = {}  # iPaaS id → BC's answer to its $batch create
 
     def _links(self, table: str) -> dict[str, str]:
         """iPaaS id → BC key, from the cached links (references point the other way on the way back)."""
@@ -108,6 +103,8 @@ class BcWriter:
         bc_before, ipaas_before = self.bc.counter.requests, self.ipaas.counter.requests
         report = WriteReport(collection=self.collection.name)
         hashes = state.hashes(self.engine, self.collection.slug)
+        self._echoes = expected_echoes.expected(self.engine, self.collection.slug)
+        written: dict[str, tuple[dict[str, Any], str]] = {}  # BC key → (the record as written, iPaaS id)
         retried = [d.external_id for d in state.dead_letters_of(self.engine, self.collection.slug)] \
             if retry_dead_letters else []
         todo = list(dict.fromkeys([str(i) for i in ipaas_ids] + retried))
@@ -122,10 +119,15 @@ class BcWriter:
             report.outcomes.append(outcome)
             if failure is not None:
                 state.record_failures(self.engine, self.collection.slug, [failure])
-            elif outcome.kind in ("created", "updated", "unchanged", "skipped"):
+            elif outcome.kind in ("created", "updated", "unchanged", "echo", "skipped"):
                 if digest and outcome.bc_key:
                     state.save_hashes(self.engine, self.collection.slug, [(ipaas_id, digest, outcome.bc_key)])
                 state.clear_dead_letters(self.engine, self.collection.slug, [ipaas_id])
+                if ipaas_id in self._echoes:  # read back (an echo, or a change since): good for one read only
+                    expected_echoes.forget(self.engine, self.collection.slug, [ipaas_id])
+                if outcome.kind in ("created", "updated") and self._row is not None:
+                    written[outcome.bc_key] = (self._row, ipaas_id)
+        remember_bc_writes(self.bc, self.engine, self.collection, written)
         report.bc_requests = self.bc.counter.requests - bc_before
         report.ipaas_requests = self.ipaas.counter.requests - ipaas_before
         report.seconds = time.monotonic() - started
@@ -214,6 +216,7 @@ class BcWriter:
 
     def _one(self, ipaas_id: str, previous: Optional[tuple[str, str]]) -> tuple[WriteOutcome, Optional[str]]:
         c = self.collection
+        self._row = None
         record = self._records.pop(ipaas_id) if ipaas_id in self._records else self.ipaas.get(c.source, ipaas_id)
         if record is None:
             raise WriteFailed(f"iPaaS.com has no {c.source} with id {ipaas_id}", status=404)
@@ -222,10 +225,15 @@ class BcWriter:
             rules = ", ".join(f"{r.field}" for r in c.filter)
             return WriteOutcome(ipaas_id, "skipped", error=f"not sent: the collection's filter on {rules} excludes it"), None
         values, children, digest = plan
+        echo = self._echoes.get(ipaas_id)
+        if echo is not None and echo[0] == ipaas_fingerprint(c, record) and self._links(c.table).get(ipaas_id) == echo[1]:
+            # What the TO direction wrote from this BC record, unchanged since: BC is where it came from.
+            return WriteOutcome(ipaas_id, "echo", bc_key=echo[1]), digest
 
         created_now = self._created_now.pop(ipaas_id, None)  # its header went in a $batch of new records
         if created_now is not None:
             bc_key, kind = created_now, "created"
+            self._row = self._created_rows.pop(ipaas_id, None)
         else:
             bc_key = self._linked_key(c.table, ipaas_id)
             if bc_key is None and c.link_when_key_equals:
@@ -324,7 +332,7 @@ class BcWriter:
 
     def _create_body(self, values: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         add_only_rules = self.collection.add_only_rules()
-        [add_only], _ = self._map(add_only_rules, [], [_flatten(record)]) if add_only_rules else ([{}], [None])
+        [add_only], _ = self._map(add_only_rules, [], [flat_row(record)]) if add_only_rules else ([{}], [None])
         return {**{k: v for k, v in add_only.items() if v is not None and k != "custom_fields"}, **values}
 
     def _create_at_once(self, ipaas_ids: list[str]) -> None:
@@ -366,6 +374,7 @@ class BcWriter:
                 status = int(answer.get("status") or 0)
                 if 200 <= status < 300 and isinstance(answer.get("body"), dict):
                     bc_key = self.entity.external_id(answer["body"])
+                    self._created_rows[ipaas_id] = answer["body"]
                     self._matches[_match_key(values[c.match_on])] = [bc_key]
                     try:
                         self._remember_created(ipaas_id, bc_key, values)
@@ -387,6 +396,7 @@ class BcWriter:
 
         created = self._create_once(self.entity.service, body, find)
         bc_key = created["key"] if set(created) == {"key"} else self.entity.external_id(created)
+        self._row = None if set(created) == {"key"} else created
         self._remember_created(ipaas_id, bc_key, values)
         return bc_key
 
@@ -404,12 +414,12 @@ class BcWriter:
         service = self.entity.service
         keys = self.entity.keys_from_external_id(bc_key)
         for attempt in (1, 2):
-            current = self._header = self.bc.get(service, keys)
+            current = self._header = self._row = self.bc.get(service, keys)
             changes = {k: v for k, v in values.items() if k not in keys and not _same(current.get(k), v)}
             if not changes:
                 return False
             try:
-                self.bc.update(service, keys, changes, etag=current["@odata.etag"])
+                self._row = self.bc.update(service, keys, changes, etag=current["@odata.etag"])
                 return True
             except EntityChangedError as exc:
                 if attempt == 2:
@@ -428,7 +438,7 @@ class BcWriter:
     def _child_values(self, child: Child, record: dict[str, Any]) -> list[dict[str, Any]]:
         """The lines as BC values, each with the Line_No its iPaaS sequence number gives it."""
         items = [i for i in record.get(child.name) or [] if isinstance(i, dict)]
-        rows = [_flatten(i) for i in items]
+        rows = [flat_row(i) for i in items]
         mapped, errors = self._map(child.fields, child.custom_fields, rows)
         for item, error in zip(items, errors):
             if error:
@@ -501,7 +511,7 @@ class BcWriter:
         """The BC values, lines per child and digest a write would send for an iPaaS record; None when the
         collection's filter excludes it; WriteFailed when the mapping refuses it. Reads and saves nothing."""
         c = self.collection
-        row = _flatten(record)
+        row = flat_row(record)
         if c.filter and not bool(filter_mask(c.filter, pd.DataFrame([row])).iloc[0]):
             return None
         [values], [error] = self._map(c.fields, c.custom_fields, [row])

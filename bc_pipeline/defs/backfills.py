@@ -14,6 +14,7 @@ from bc_pipeline.defs.resources import BC_POOL, IpaasResource, SubscriptionResou
 from bc_pipeline.extraction import extract
 from bc_pipeline.loading import Loader
 from bc_pipeline.mapping.registry import to_ipaas_collections
+from bc_pipeline.state import echoes as expected_echoes
 from bc_pipeline.state import records as state
 from bc_pipeline.transform import read_payloads, transform
 
@@ -74,9 +75,10 @@ def build_resync_asset(entity: Entity) -> dg.AssetsDefinition:
                 records = read_payloads(staging, collection, context.run.run_id)
                 if config.resend_unchanged:
                     state.forget_hashes(engine, collection.slug, [r.external_id for r in records])
+                    expected_echoes.forget(engine, collection.slug, [r.external_id for r in records])
                 report = Loader(client, engine, collection).load(
                     records, run_id=context.run.run_id, progress_log=context.log.info)
-                for kind in ("created", "updated", "linked", "unchanged", "failed"):
+                for kind in ("created", "updated", "linked", "unchanged", "echoes", "failed"):
                     counts[f"{collection.slug}.{kind}"] = getattr(report, kind)
         finally:
             client.close()

@@ -63,7 +63,8 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
         failed = [o for o in report.outcomes if o.kind == "failed"]
         context.log.info(
             f"{collection.name}: {report.count('created')} created, {report.count('updated')} updated, "
-            f"{report.count('unchanged')} unchanged, {report.count('skipped')} skipped, {len(failed)} failed"
+            f"{report.count('unchanged')} unchanged, {report.count('echo')} echoes of the sync to iPaaS.com not written "
+            f"back, {report.count('skipped')} skipped, {len(failed)} failed"
         )
         for outcome in failed[:20]:
             context.log.warning(f"iPaaS id {outcome.ipaas_id}: {outcome.error}")
@@ -73,6 +74,8 @@ def build_write_asset(collection: MappingCollection) -> dg.AssetsDefinition:
                 "created": dg.MetadataValue.int(report.count("created")),
                 "updated": dg.MetadataValue.int(report.count("updated")),
                 "unchanged": dg.MetadataValue.int(report.count("unchanged")),
+                # Records whose iPaaS.com content is what the sync to iPaaS.com wrote from BC: not written back.
+                "echoes": dg.MetadataValue.int(report.count("echo")),
                 "skipped": dg.MetadataValue.int(report.count("skipped")),
                 "failed": dg.MetadataValue.int(len(failed)),
                 "bc_requests": dg.MetadataValue.int(report.bc_requests),

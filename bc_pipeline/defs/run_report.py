@@ -5,7 +5,7 @@ from typing import Sequence
 import dagster as dg
 from tabulate import tabulate
 
-COLUMNS = ("created", "updated", "linked", "unchanged", "skipped", "failed", "requests", "seconds")
+COLUMNS = ("created", "updated", "linked", "unchanged", "echoes", "skipped", "failed", "requests", "seconds")
 
 
 def report_key(prefix: str) -> dg.AssetKey:

@@ -54,6 +54,19 @@ payload_hashes = Table(
     Column("loaded_at", DateTime(timezone=True), nullable=False),
 )
 
+# What one direction just wrote, as the other direction will read it back: a record read there with exactly this
+# fingerprint is that write coming back (an echo), not a change, and is not written back. `collection` is the
+# collection that reads it back, `record_id` the record's id there, `counterpart_id` its id where it was written from.
+echoes = Table(
+    "bc_pipeline_echoes",
+    metadata,
+    Column("collection", String(100), primary_key=True),
+    Column("record_id", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("counterpart_id", String(255), nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+
 # Records a service refused: kept with their payload and the service's error until they land.
 dead_letters = Table(
     "dead_letters",

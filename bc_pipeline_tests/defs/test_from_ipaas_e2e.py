@@ -103,36 +103,6 @@ def test_a_line_refused_halfway_is_completed_by_the_next_run_without_a_second_or
     assert state.dead_letters_of(engine, "sales_order_from_ipaas") == []
 
 
-def test_a_product_custom_field_reaches_the_items_catitemgroup(loaded, instance):
-    world = loaded
-    product = world.ipaas("POST", "records/Product", json={
-        "sku": "WEB-SKU-1", "name": "Sparkling Water 'Lemon' — 12 × 330 ml", "type": "Physical",
-        "tracking_method": "Product", "status": "Active", "default_price": 4.25,
-        "custom_fields": [{"custom_field_name": "CatItemGroup", "value": "BEVERAGES"}],
-    })
-    meta = _write(instance, "product_from_ipaas", [product["id"]])
-    assert meta["created"] == 1
-    [item] = world.handle.records("ItemCard", key="WEB-SKU-1")
-    assert item["CatItemGroup"] == "BEVERAGES"
-    assert item["Description"] == "Sparkling Water 'Lemon' — 12 × 330 ml"
-    assert item["Gen_Prod_Posting_Group"] == "RETAIL"  # set on Add
-
-
-def test_an_ipaas_update_reaches_the_bc_customer_with_its_etag_even_after_a_conflicting_edit(loaded, instance):
-    world = loaded
-    customer_no, company_id = next((no, i) for no, i in _ext_to_int(world, "customer").items()
-                                   if any(str(c["id"]) == i for c in world.ipaas_records("Company")))
-    company = next(c for c in world.ipaas_records("Company") if str(c["id"]) == company_id)
-    _put_company(world, company, phone_number="+1 555 0142")
-    world.handle.set_faults({"kind": "etag_conflict", "service": "CustomerCard", "key": customer_no, "count": 1})
-    meta = _write(instance, "company_from_ipaas", [company_id])
-    assert (meta["updated"], meta["failed"]) == (1, 0)
-    [customer] = world.handle.records("CustomerCard", key=customer_no)
-    assert customer["Phone_No"] == "+1 555 0142"
-    patches = [r for r in world.handle.requests(0) if r["method"] == "PATCH" and "CustomerCard" in r["path"]]
-    assert [p["status"] for p in patches][-2:] == [409, 200]
-
-
 def _put_company(world, company, **changes):
     body = {k: v for k, v in company.items() if k not in ("id", "tracking_guid", "external_ids")}
     response = world.handle.session.put(
@@ -187,3 +157,108 @@ def test_a_tax_class_bc_does_not_know_is_a_dead_letter_that_says_which_mapping_t
     assert letter.code == "Internal_InvalidTableRelation"
     assert "CLOTHING" in letter.error and "product_from_ipaas.yaml" in letter.error
     assert world.handle.records("ItemCard", key="WEB-SKU-TAX") == []
+
+
+# -- echoes: what one direction wrote is not written back by the other ----------------------------------------------
+
+ECHO_SERVICES = ("CustomerCard", "ItemCard", "SalesOrders", "SalesOrderLines")
+
+
+def _poll(instance, slugs):
+    """A scheduled sync_from_ipaas run without ids (every record of each model), for these collections."""
+    from bc_pipeline.definitions import defs
+    import dagster as dg
+
+    result = defs.resolve_job_def("sync_from_ipaas").execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(["bc_out", s]) for s in slugs], raise_on_error=False)
+    assert result.success
+    return {e.event_specific_data.materialization.asset_key.path[-1]:
+            {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
+            for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+
+
+def _bc_data(world):
+    """Every record of the services both directions touch, without their ETags."""
+    return {s: sorted(({k: v for k, v in r.items() if k != "@odata.etag"} for r in world.handle.records(s)),
+                      key=repr) for s in ECHO_SERVICES}
+
+
+def _ipaas_record(world, model, ipaas_id):
+    return next(r for r in world.ipaas_records(model) if str(r["id"]) == str(ipaas_id))
+
+
+def test_what_the_sync_to_ipaas_wrote_is_not_written_back_and_genuine_edits_still_cross(world, instance):
+    from bc_pipeline.clients.ipaas import IpaasClient
+
+    outcome = run_job("initial_load", ["customer_price_groups", "customers", "ship_to_addresses", "items",
+                                       "sales_orders", "sales_order_lines"], instance=instance)
+    assert outcome.success, outcome.error
+    assert all(outcome.loads[s]["created"] > 0 for s in ("company_to_ipaas", "product_to_ipaas", "sales_order_to_ipaas"))
+    companies = _ext_to_int(world, "customer")
+    company_ids = {str(c["id"]) for c in world.ipaas_records("Company")}
+    [(edited_in_bc, _), (edited_in_ipaas, company_id)] = [(no, i) for no, i in companies.items() if i in company_ids][:2]
+    item_no, product_id = next(iter(_ext_to_int(world, "product").items()))
+
+    # A BC edit made after the load to iPaaS.com, before the poll: the older iPaaS.com copy must not overwrite it.
+    world.handle.edit_record("CustomerCard", edited_in_bc, {"Phone_No": "+1 555 0101"})
+    before = _bc_data(world)
+    since = world.handle.last_seq()
+    polled = _poll(instance, ["company_from_ipaas", "customer_from_ipaas", "product_from_ipaas", "sales_order_from_ipaas"])
+    assert _only_writes(world.handle.requests(since)) == []
+    assert _bc_data(world) == before
+    for slug in ("company_from_ipaas", "product_from_ipaas", "sales_order_from_ipaas"):
+        assert (polled[slug]["echoes"] > 0, polled[slug]["created"], polled[slug]["updated"], polled[slug]["failed"]) \
+            == (True, 0, 0, 0), (slug, polled[slug])
+
+    # Edits made in iPaaS.com reach BC, and only those records are written; with the record's ETag, even after a
+    # conflicting edit in BC (re-read, applied again). A new product arrives with its custom field and Add defaults.
+    client = IpaasClient(load_settings())
+    company = client.get("Company", company_id)
+    client.replace("Company", company_id, {**{k: v for k, v in company.items() if k != "external_ids"},
+                                           "phone_number": "+1 555 0142"})
+    product = client.get("Product", product_id)
+    client.replace("Product", product_id, {**{k: v for k, v in product.items() if k != "external_ids"},
+                                           "default_price": 123.45})
+    new_product = world.ipaas("POST", "records/Product", json={
+        "sku": "WEB-SKU-1", "name": "Sparkling Water 'Lemon' — 12 × 330 ml", "type": "Physical",
+        "tracking_method": "Product", "status": "Active", "default_price": 4.25,
+        "custom_fields": [{"custom_field_name": "CatItemGroup", "value": "BEVERAGES"}],
+    })
+    world.handle.set_faults({"kind": "etag_conflict", "service": "CustomerCard", "key": edited_in_ipaas, "count": 1})
+    # ... and a BC edit after the last poll is not overwritten by the next one.
+    world.handle.edit_record("CustomerCard", edited_in_bc, {"Phone_No": "+1 555 0199"})
+    since = world.handle.last_seq()
+    polled = _poll(instance, ["company_from_ipaas", "product_from_ipaas"])
+    assert (polled["company_from_ipaas"]["updated"], polled["product_from_ipaas"]["updated"],
+            polled["product_from_ipaas"]["created"]) == (1, 1, 1)
+    writes = [(r["method"], r["path"].split("/")[-1].split("(")[0], r["status"])
+              for r in _only_writes(world.handle.requests(since))]
+    assert writes == [("PATCH", "CustomerCard", 409), ("PATCH", "CustomerCard", 200), ("PATCH", "ItemCard", 200),
+                      ("POST", "ItemCard", 201)]
+    assert world.handle.records("CustomerCard", key=edited_in_ipaas)[0]["Phone_No"] == "+1 555 0142"
+    assert world.handle.records("CustomerCard", key=edited_in_bc)[0]["Phone_No"] == "+1 555 0199"
+    assert world.handle.records("ItemCard", key=item_no)[0]["Unit_Price"] == 123.45
+    [item] = world.handle.records("ItemCard", key="WEB-SKU-1")
+    assert (item["CatItemGroup"], item["Description"], item["Gen_Prod_Posting_Group"]) \
+        == ("BEVERAGES", "Sparkling Water 'Lemon' — 12 × 330 ml", "RETAIL")  # the posting group is set on Add
+
+    # The sync to iPaaS.com sends BC's edit, not the company, item and price the poll just wrote (iPaaS.com is where
+    # they came from) ...
+    since = world.ipaas_last_seq()
+    outcome = run_job("sync_to_ipaas", ["customers", "ship_to_addresses", "items"], instance=instance)
+    assert outcome.success, outcome.error
+    assert (outcome.loads["product_to_ipaas"]["echoes"], outcome.loads["product_to_ipaas"]["created"]) == (2, 0)
+    assert (outcome.loads["company_to_ipaas"]["echoes"], outcome.loads["company_to_ipaas"]["updated"]) == (1, 1)
+    assert [w for w in world.ipaas_writes(since) if "/Catalog/Product" in w["path"] or w["path"].endswith(
+        f"/Company/{company_id}")] == []
+    assert _ipaas_record(world, "Product", product_id)["default_price"] == 123.45
+    assert _ipaas_record(world, "Company", company_id)["phone_number"] == "+1 555 0142"
+    assert _ipaas_record(world, "Company", companies[edited_in_bc])["phone_number"] == "+1 555 0199"
+
+    # ... and a poll writes back neither what that sync sent nor anything over BC's edits (no ping-pong).
+    before = _bc_data(world)
+    since = world.handle.last_seq()
+    polled = _poll(instance, ["company_from_ipaas", "product_from_ipaas"])
+    assert _only_writes(world.handle.requests(since)) == []
+    assert _bc_data(world) == before
+    assert (polled["company_from_ipaas"]["echoes"], polled["company_from_ipaas"]["updated"]) == (1, 0)
