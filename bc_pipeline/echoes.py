@@ -37,9 +37,12 @@ def from_counterpart(to: MappingCollection) -> Optional[MappingCollection]:
 
 
 def to_counterparts(from_collection: MappingCollection) -> list[MappingCollection]:
-    """The TO-iPaaS collections that read back what a FROM-iPaaS collection writes (same BC entity and table)."""
+    """The TO-iPaaS collections that read back what a FROM-iPaaS collection writes (same BC entity and table).
+    update_only ones (company relationships: the bill-to parent and the contacts) read nothing a FROM write sets, so
+    their payload stays what they last sent: fingerprinting them would cost a read of their children for nothing."""
     return [c for c in to_ipaas_collections().values()
-            if c.source == from_collection.target_model and c.table == from_collection.table and c.parent is None]
+            if c.source == from_collection.target_model and c.table == from_collection.table and c.parent is None
+            and not c.update_only]
 
 
 def _read_columns(rules, filters=()) -> list[str]:
