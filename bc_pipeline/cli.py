@@ -152,6 +152,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return dev.run(args.port, PROJECT_DIR / "workspace.yaml", home)
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """`dagster-daemon run` for this project's code location and DAGSTER_HOME, its sensor loop every second."""
+    from bc_pipeline import daemon
+
+    ensure_dagster_home()
+    return daemon.main(["-w", str(args.workspace)])
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     """The records a service refused, with the service's error, until they land; or retry / discard them now."""
     from bc_pipeline import dead_letters
@@ -271,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     subscriptions.add_argument("action", nargs="?", choices=["list", "create", "renew", "delete"], default="list")
     subscriptions.set_defaults(func=cmd_webhook_subscriptions)
 
+    daemon_text = ("run the Dagster daemon (schedules, sensors, the run queue) for this project, its sensors evaluated "
+                   "every second (dagster-daemon: every 5 s), so a webhook's sync starts within a second or two")
+    daemon = sub.add_parser("daemon", help=daemon_text, description=daemon_text)
+    daemon.add_argument("--workspace", type=Path, default=PROJECT_DIR / "workspace.yaml",
+                        help="the workspace file (default: the project's workspace.yaml)")
+    daemon.set_defaults(func=cmd_daemon)
     dev = sub.add_parser("dev", help="start the Dagster UI (dagster dev) for this project")
     dev.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
     dev.add_argument("--scale", type=float, default=1.0, help="sandbox data scale when the sandbox is used (default 1)")

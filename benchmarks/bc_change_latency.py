@@ -13,7 +13,8 @@ What runs, all as in production, over HTTPS:
     of the repo's dagster.yaml (QueuedRunCoordinator, DefaultRunLauncher: a process per run).
   * preparation (not timed): `initial_load` of customer_price_groups and customers, in this process.
   * `bc-pipeline webhooks serve --certfile/--keyfile` (the sandbox's certificate, so BC's stand-in trusts it) and
-    `dagster-daemon run -w workspace.yaml` as subprocesses; BC_WEBHOOK_NOTIFICATION_URL points at the receiver and
+    `bc-pipeline daemon` (dagster-daemon with its sensor loop every second; `--dagster-daemon`: the stock one, every
+    5 s) as subprocesses; BC_WEBHOOK_NOTIFICATION_URL points at the receiver and
     the subscriptions are created with the pipeline's own code (`webhooks.subscriptions.ensure`).
   * --edits companies (distinct BC customers that are not persons) renamed through the sandbox's admin route (a BC
     user saving the card), --min-gap..--max-gap seconds apart; every --poll seconds iPaaS.com's companies are read
@@ -100,6 +101,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--executor", choices=["in_process", "multiprocess"],
                         help="BC_PIPELINE_EXECUTOR for the runs (default: the project's, multiprocess)")
+    parser.add_argument("--dagster-daemon", action="store_true",
+                        help="Dagster's own dagster-daemon (sensors every 5 s) instead of `bc-pipeline daemon` (every 1 s)")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     parser.add_argument("--verbose", action="store_true", help="print progress every 5 s")
@@ -154,7 +157,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                  "--certfile", str(sandbox_dir / "server.pem"), "--keyfile", str(sandbox_dir / "server.key")],
                 stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL)
         with open(daemon_log, "wb") as out:
-            daemon = subprocess.Popen([str(VENV_BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+            command = ([str(VENV_BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")]
+                       if args.dagster_daemon else [str(VENV_BIN / "bc-pipeline"), "daemon"])
+            daemon = subprocess.Popen(command,
                                       stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO), env=env,
                                       stdin=subprocess.DEVNULL)
         probe = requests.Session()
@@ -165,7 +170,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"receiver {url} up in {seconds:.1f} s", flush=True)
         seconds = wait_until(lambda: sensor_ticks(instance), 180, "the daemon's first sync_requests tick", daemon,
                              daemon_log)
-        print(f"dagster-daemon: first sync_requests tick after {seconds:.1f} s", flush=True)
+        print(f"{'dagster-daemon' if args.dagster_daemon else 'bc-pipeline daemon'}: first sync_requests tick after "
+              f"{seconds:.1f} s", flush=True)
 
         client = BusinessCentralClient(load_settings())
         try:
