@@ -1,4 +1,5 @@
-"""The README's first command: `bc-pipeline run` on a machine with no credentials uses the sandbox."""
+"""The README's first command: `bc-pipeline run` on a machine with no credentials uses the sandbox, and keeps to
+BC_PIPELINE_HOME and DAGSTER_HOME: nothing lands in the user's home directory."""
 
 import os
 import sqlite3
@@ -16,14 +17,25 @@ from bc_pipeline.defs.jobs import COLLECTION_TAG, EVERY_COLLECTION
 
 pytestmark = pytest.mark.e2e
 
+CLI = Path(sys.executable).parent / "bc-pipeline"
 
-def test_run_without_credentials_extracts_from_the_sandbox_and_prints_the_summary(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "IPAAS_", "DAGSTER_"))}
-    env.update({"BC_PIPELINE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")})
-    result = subprocess.run(
-        [sys.executable, "-m", "bc_pipeline.cli", "run", "--scale", "0.05"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`bc-pipeline run` once, as a new user runs it: no credentials, the pipeline's own variables and XDG overrides
+    gone (defaults would fall to HOME), HOME an empty folder; the tests below read what it printed and left."""
+    folder = tmp_path_factory.mktemp("first_run")
+    (folder / "user").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "IPAAS_", "DAGSTER_", "XDG_"))}
+    env.update({"HOME": str(folder / "user"), "BC_PIPELINE_HOME": str(folder / "home"),
+                "DAGSTER_HOME": str(folder / "dagster")})
+    result = subprocess.run([str(CLI), "run", "--scale", "0.05"], env=env, cwd=folder, capture_output=True, text=True,
+                            timeout=600)
+    return folder, result
+
+
+def test_run_without_credentials_extracts_from_the_sandbox_and_prints_the_summary(first_run):
+    folder, result = first_run
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "starting the local sandbox" in out
@@ -32,9 +44,17 @@ def test_run_without_credentials_extracts_from_the_sandbox_and_prints_the_summar
         assert service in out
     assert "| entity" in out and "records" in out and "requests" in out and "seconds" in out
     assert "product_to_ipaas" in out
-    runs = list((tmp_path / "dagster").glob("**/runs.db")) or list((tmp_path / "dagster").glob("**/*.db"))
+    runs = list((folder / "dagster").glob("**/runs.db")) or list((folder / "dagster").glob("**/*.db"))
     assert runs, "the run is recorded in DAGSTER_HOME"
     assert "sandbox-secret-not-for-production" not in out + result.stderr
+
+
+def test_a_run_with_home_set_to_an_empty_directory_leaves_it_empty(first_run):
+    folder, result = first_run
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    written = sorted(str(p.relative_to(folder / "user")) for p in (folder / "user").rglob("*"))
+    assert written == [], f"the run wrote into HOME: {written}"
+    assert any((folder / "home").iterdir()) and any((folder / "dagster").iterdir())
 
 
 def test_doctor_against_the_sandbox_passes(tmp_path):

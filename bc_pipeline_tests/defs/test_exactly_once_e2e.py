@@ -132,8 +132,10 @@ def test_two_overlapping_runs_create_each_record_once(world, tmp_path):
     # same way and only makes the test slower).
     select = ["customer_price_groups", "customers", "items", "locations", "shipping_agents", "sales_orders",
               "sales_order_lines", "posted_sales_invoices", "posted_sales_invoice_lines"]
-    code = (f"from bc_pipeline.runner import run_job; import sys; o = run_job('initial_load', {select!r}); "
-            "sys.exit(0 if o.success else 1)")
+    # Each run's steps one after another in its own process: the race is between the two runs' loads, and a process
+    # per step would only add its start-up (without the leases this still makes dozens of duplicates).
+    code = (f"from bc_pipeline.runner import run_job; import sys; o = run_job('initial_load', {select!r}, "
+            "max_concurrent=1); sys.exit(0 if o.success else 1)")
     runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _ in range(2)]
     for run in runs:
@@ -246,7 +248,8 @@ def test_a_link_refused_by_ipaas_then_lost_local_state_never_make_a_second_order
     world = linked
     transaction = _transaction(world, "WEB-UNLINKED")
     world.handle.set_faults({"kind": "status", "status": 500, "target": "ipaas", "method": "POST",
-                             "path_prefix": "/transactions/v2/External/UpdateExternalId", "count": -1})
+                             "path_prefix": "/transactions/v2/External/UpdateExternalId", "count": -1,
+                             "retry_after": 0})  # every retry still made, without ~30 s of backoff per link
     meta = _write(instance, [transaction["id"]])
     assert meta["failed"] == 1
     world.handle.clear_faults()
