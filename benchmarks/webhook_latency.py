@@ -159,8 +159,16 @@ def stop_tree(process: Optional[subprocess.Popen], name: str, grace: float = 20.
     """Stop a process we started and every descendant it has (the daemon's code server, run and step processes)."""
     if process is None:
         return
-    import psutil
-
+    try:
+        import psutil
+    except ImportError:  # without the bench extra: stop the process itself, which stops the servers it started
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return
     try:
         root = psutil.Process(process.pid)
         descendants = root.children(recursive=True)
