@@ -33,7 +33,7 @@ run: setup
 test: setup
 	scripts/test-redis.sh install
 	scripts/test-chromium.sh install
-	scripts/test-postgres.sh run $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+	scripts/test-postgres.sh run $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q
 
 ## The Dagster UI on http://127.0.0.1:3000 with this project's DAGSTER_HOME.
 dev: setup
