@@ -38,17 +38,22 @@ class Entity:
     api_key_field: Optional[str] = None
 
     @property
+    def record_keys(self) -> tuple[str, ...]:
+        """The keys that name a record (Document_Type only says which kind of document a page holds)."""
+        return tuple(k for k in self.keys if k != "Document_Type")
+
+    @property
     def select(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.keys + self.fields + self.custom_fields))
 
     def external_id(self, record: dict) -> str:
         """The guide's external id: the BC key; a child's is `<parent>|<child>`."""
-        parts = [str(record[k]) for k in self.keys if k != "Document_Type"]
+        parts = [str(record[k]) for k in self.record_keys]
         return "|".join(parts)
 
     def keys_from_external_id(self, external_id: str) -> dict[str, object]:
         """The record's key fields from its external id (`101005|10000` → Document_No, Line_No)."""
-        named = [k for k in self.keys if k != "Document_Type"]
+        named = self.record_keys
         parts = external_id.split("|")
         if len(parts) != len(named) or not all(parts):
             raise ValueError(f"{external_id!r} is not an external id of {self.service} (expected {'|'.join(named)})")

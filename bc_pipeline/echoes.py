@@ -7,12 +7,10 @@ collections map it. A record read back with exactly that fingerprint is the writ
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from typing import Any, Optional
 
-import orjson
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -62,7 +60,7 @@ def ipaas_fingerprint(from_collection: MappingCollection, record: dict[str, Any]
         columns = _read_columns([*child.fields.values(), *child.custom_fields]) + ["id", "sequence_number"]
         items = [flat_row(i) for i in record.get(child.name) or [] if isinstance(i, dict)]
         read[f"{child.name}[]"] = [{name: item.get(name) for name in columns} for item in items]
-    return hashlib.sha256(orjson.dumps(read, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).hexdigest()
+    return state.digest(read)
 
 
 class IpaasEchoes:

@@ -149,7 +149,7 @@ def _pages(client, entity: Entity, query_filter, page_size, keys, key_field):
     if not keys:
         yield from client.iter_pages(entity.service, select=entity.select or None, filter=query_filter, page_size=page_size)
         return
-    field = key_field or [k for k in entity.keys if k != "Document_Type"][0]
+    field = key_field or entity.record_keys[0]
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), KEYS_PER_QUERY):
         chunk_filter = odata.all_of(query_filter, odata.any_of(field, unique[start : start + KEYS_PER_QUERY]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -10,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-import orjson
 from sqlalchemy import Engine
 
 from bc_pipeline.clients.errors import PipelineError, ServiceError
@@ -39,7 +37,7 @@ def lease_name(collection: MappingCollection) -> str:
 
 def payload_hash(record: MappedRecord) -> str:
     body = {"payload": record.payload, "parent": record.parent_id}
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return state.digest(body)
 
 
 @dataclass

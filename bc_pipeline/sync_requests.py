@@ -86,7 +86,10 @@ def run_config_for(batch: Batch) -> dict[str, Any]:
     elif not batch.polls:
         ops[f"bc__{c.source}"] = {"config": {"keys": batch.ids}}
         for child in c.children:
-            ops[f"bc__{child.source}"] = {"config": {"keys": batch.ids, "key_field": child.child_key}}
+            # Read by its entity's own key, a child's read is the same as a main read of that entity (they merge).
+            by_own_key = child.child_key == BY_NAME[child.source].record_keys[0]
+            ops[f"bc__{child.source}"] = {"config": {"keys": batch.ids} if by_own_key else
+                                          {"keys": batch.ids, "key_field": child.child_key}}
     return {"ops": ops}
 
 

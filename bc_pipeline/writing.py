@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-import orjson
 import pandas as pd
 from sqlalchemy import Engine
 
 from bc_pipeline.catalog import BY_NAME, Entity
 from bc_pipeline.clients.business_central import MAX_BATCH_OPERATIONS, BusinessCentralClient
 from bc_pipeline.clients import odata
-from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear
+from bc_pipeline.clients.errors import EntityChangedError, PipelineError, ServiceError, outcome_unclear, status_unclear
 from bc_pipeline.clients.ipaas import IpaasClient
 from bc_pipeline.echoes import ipaas_fingerprint, remember_bc_writes
 from bc_pipeline.find_before_create import create_once
@@ -61,10 +59,6 @@ class WriteReport:
 
     def count(self, kind: str) -> int:
         return sum(1 for o in self.outcomes if o.kind == kind)
-
-
-def _digest(payload: Any) -> str:
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class BcWriter:
@@ -196,7 +190,7 @@ class BcWriter:
             self._key_codes.update(self._read_many(self._own_key(), codes))
 
     def _own_key(self) -> str:
-        [key] = [k for k in self.entity.keys if k != "Document_Type"]
+        [key] = self.entity.record_keys
         return key
 
     def _read_many(self, field_name: str, values: list[str]) -> dict[str, list[str]]:
@@ -381,7 +375,7 @@ class BcWriter:
                     except Exception as exc:  # noqa: BLE001 - its lines still go; the record then fails (_one)
                         self._link_errors[ipaas_id] = exc
                     self._created_now[ipaas_id] = bc_key
-                elif status >= 500 or status in (408, 429):  # it may have been written: read before writing again
+                elif status_unclear(status):  # it may have been written: read before writing again
                     self._matches.pop(_match_key(values[c.match_on]), None)
                 # any other answer: refused, nothing written; the record's own write tells why
 
@@ -519,7 +513,7 @@ class BcWriter:
             raise WriteFailed(error, details={"ipaas": record})
         values = {k: v for k, v in values.items() if v is not None and k != "custom_fields"}
         children = {child.name: self._child_values(child, record) for child in c.children}
-        return values, children, _digest({"header": values, "children": children})
+        return values, children, state.digest({"header": values, "children": children})
 
     def existing_key(self, ipaas_id: str, values: dict[str, Any]) -> Optional[str]:
         """The BC key a write would use: the cached link, iPaaS.com's, then the match_on value. Saves nothing."""
@@ -573,7 +567,7 @@ class BcWriter:
             if failed:
                 line, answer = next(((ln, a) for ln, a in failed if int(a.get("status") or 0) != 424), failed[0])
                 status = int(answer.get("status") or 0)
-                if status >= 500 or status in (408, 429):
+                if status_unclear(status):
                     log.info("%s: order %s's line %s was answered %s inside its batch, so none of lines %s-%s were "
                              "written; writing each on its own", self.collection.name, parent_key, line["Line_No"],
                              status, chunk[0]["Line_No"], chunk[-1]["Line_No"])

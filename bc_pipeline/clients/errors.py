@@ -132,13 +132,18 @@ class UntrustedNextLinkError(PipelineError):
         )
 
 
+def status_unclear(status: int) -> bool:
+    """An answer after which the service may have done the work (or will on a retry): 408, 429, 5xx."""
+    return status in (408, 429) or status >= 500
+
+
 def outcome_unclear(exc: BaseException) -> bool:
     """Whether the service may have done the work although no success answer came back: look before re-sending."""
     if isinstance(exc, TransportError):
         return exc.maybe_sent
     # A token refusal comes before the request it was for: that request was never sent.
     if isinstance(exc, ServiceError) and not isinstance(exc, AuthenticationError) and exc.status is not None:
-        return exc.status in (408, 429) or exc.status >= 500
+        return status_unclear(exc.status)
     return False
 
 

@@ -30,18 +30,12 @@ def _selection(batch) -> list[dg.AssetKey]:
     return [extract_asset_key(BY_NAME[s]) for s in c.source_entities] + [transform_key(c), load_key(c), report_key("ipaas")]
 
 
-def _how(op: str, value: dict) -> dict:
-    """An op's config but its keys, with the key field spelled out when it is the entity's own key."""
-    config = {k: v for k, v in value["config"].items() if k != "keys"}
-    entity = BY_NAME.get(op.removeprefix("bc__")) if op.startswith("bc__") else None
-    if entity is not None and "keys" in value["config"] and not config.get("key_field"):
-        config["key_field"] = [k for k in entity.keys if k != "Document_Type"][0]
-    return config
-
-
 def _fits(ops: dict, more: dict) -> bool:
     """Whether a batch's ops can join a run's: an op both configure reads the same way (only its keys differ)."""
-    return all(_how(op, ops[op]) == _how(op, value) for op, value in more.items() if op in ops)
+    def how(value: dict) -> dict:
+        return {k: v for k, v in value["config"].items() if k != "keys"}
+
+    return all(how(ops[op]) == how(value) for op, value in more.items() if op in ops)
 
 
 def _one_run_per_read(batches: list) -> list[list]:

@@ -299,7 +299,7 @@ def _suggested_external_id(template: str, entity: Entity) -> str:
     """The fields the user named, in braces; else the entity's key, as the guide builds external ids."""
     parts = [p.strip() for p in template.split("|")]
     if not all(p in entity.select for p in parts):
-        parts = [k for k in entity.keys if k != "Document_Type"]
+        parts = list(entity.record_keys)
     return "|".join(f"{{{p}}}" for p in parts)
 
 
@@ -341,7 +341,7 @@ def _check_from_ipaas(c: MappingCollection) -> list[tuple[tuple, str]]:
                                  f"{specs[key].field} is set by add_defaults.{key}: set it in one place"))
     if c.link_when_key_equals and c.link_when_key_equals not in MODEL_FIELDS[c.source] + ("id",):
         problems.append((("link_when_key_equals",), f"{c.source} has no field {c.link_when_key_equals!r}"))
-    if c.link_when_key_equals and len([k for k in entity.keys if k != "Document_Type"]) != 1:
+    if c.link_when_key_equals and len(entity.record_keys) != 1:
         problems.append((("link_when_key_equals",), f"{entity.service} has no single key to compare with"))
     problems += _check_external_id(c.external_id, entity, ("external_id",), f"of {entity.service} in the catalog")
     for i, rule in enumerate(c.filter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
@@ -11,6 +12,11 @@ from sqlalchemy import Engine, Table, and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bc_pipeline.state.tables import dead_letters, ipaas_external_id_links, payload_hashes
+
+
+def digest(value: Any) -> str:
+    """The hash kept for a payload or a fingerprint: SHA-256 of its canonical JSON (keys sorted)."""
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).hexdigest()
 
 _CHUNK = 500
 
